@@ -59,11 +59,12 @@ class NatsServer:
 
     async def start(self, ready_timeout: float = 15.0) -> None:
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         self._process = subprocess.Popen(
-            [find_nats_server(), "-a", "127.0.0.1", "-p", str(self.port),
-             "-js", "-sd", str(self.store_dir)],
-            stdout=out, stderr=out, stdin=subprocess.DEVNULL,
+            [find_nats_server(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store_dir)],
+            stdout=out,
+            stderr=out,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C goes to `pluto up`, which stops it in order
         )
         if out is not subprocess.DEVNULL:

@@ -147,8 +147,6 @@ class DashboardState(_Message):
     title: str
     public_uid: str | None = None
     access_token: str | None = None
-    public_path: str | None = Field(
-        default=None, description="`/grafana/public-dashboards/<accessToken>`"
-    )
+    public_path: str | None = Field(default=None, description="`/grafana/public-dashboards/<accessToken>`")
     created_at: float | None = None
     updated_at: float

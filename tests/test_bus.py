@@ -40,7 +40,7 @@ def test_ids_from_mac_and_url_are_stable_and_valid() -> None:
     a = device_id_from_url("http://192.168.1.5")
     assert a == device_id_from_url("http://192.168.1.5")
     assert a != device_id_from_url("http://192.168.1.5:81")
-    assert validate_device_id(device_id_from_url("http://" + "h" * 300 + "/../x")) 
+    assert validate_device_id(device_id_from_url("http://" + "h" * 300 + "/../x"))
 
 
 def test_device_added_rejects_credentials_and_bad_ids() -> None:

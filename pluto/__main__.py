@@ -1,0 +1,5 @@
+import sys
+
+from pluto.cli import main
+
+sys.exit(main())

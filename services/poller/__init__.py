@@ -1,0 +1,1 @@
+"""The poller: device registry in, one reading per poll out."""

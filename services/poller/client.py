@@ -1,0 +1,84 @@
+"""One GET of a device's `/api/system/info`, bounded in time and size.
+
+Real devices hang or reboot when hammered, so every request has a hard
+deadline (body included) and a body cap; the answer is either a decoded JSON
+value or a typed failure, never an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from shared.models import ReadingError
+
+INFO_PATH = "/api/system/info"
+
+
+@dataclass(frozen=True, slots=True)
+class FetchFailure:
+    kind: ReadingError
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class FetchSuccess:
+    payload: Any
+
+
+FetchResult = FetchSuccess | FetchFailure
+
+
+def make_session(max_connections: int) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0, ttl_dns_cache=300)
+    return aiohttp.ClientSession(
+        connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),  # devices have no sessions; keep nothing between polls
+        headers={"Accept": "application/json", "User-Agent": "pluto-poller"},
+        auto_decompress=True,
+    )
+
+
+def info_url(base_url: str) -> str:
+    return base_url.rstrip("/") + INFO_PATH
+
+
+async def fetch_info(
+    session: aiohttp.ClientSession, url: str, *, timeout_s: float, max_body_bytes: int
+) -> FetchResult:
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await _fetch(session, url, max_body_bytes)
+    except TimeoutError:
+        return FetchFailure(ReadingError.TIMEOUT, f"no complete answer within {timeout_s:g}s")
+    except aiohttp.ClientError as exc:
+        return FetchFailure(ReadingError.CONNECTION, f"{type(exc).__name__}: {exc}"[:300])
+    except OSError as exc:
+        return FetchFailure(ReadingError.CONNECTION, f"{type(exc).__name__}: {exc}"[:300])
+
+
+async def _fetch(session: aiohttp.ClientSession, url: str, max_body_bytes: int) -> FetchResult:
+    async with session.get(url, allow_redirects=False) as response:
+        if response.status != 200:
+            return FetchFailure(ReadingError.HTTP_STATUS, f"HTTP {response.status}")
+        declared = response.content_length
+        if declared is not None and declared > max_body_bytes:
+            return FetchFailure(
+                ReadingError.BODY_TOO_LARGE, f"body of {declared} bytes exceeds {max_body_bytes}"
+            )
+        body = bytearray()
+        async for chunk in response.content.iter_chunked(64 * 1024):
+            body += chunk
+            if len(body) > max_body_bytes:
+                return FetchFailure(ReadingError.BODY_TOO_LARGE, f"body exceeds {max_body_bytes} bytes")
+    try:
+        # The stdlib parser accepts NaN/Infinity, which devices can send; the
+        # normalizer then rejects those fields one by one instead of the whole body.
+        return FetchSuccess(json.loads(body))
+    except (ValueError, UnicodeDecodeError) as exc:
+        # Never quote the body: it may carry secrets.
+        return FetchFailure(ReadingError.INVALID_JSON, f"body is not JSON ({type(exc).__name__})")

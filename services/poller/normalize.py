@@ -1,0 +1,217 @@
+"""AxeOS `/api/system/info` payloads (legacy and new firmware) into DeviceReading fields.
+
+Only fields named here are ever read from a payload: everything else (stratum
+and wifi passwords among it) is dropped at this edge by construction. Each field
+is parsed on its own, so one bad field costs only itself: it is left out and
+named in `invalid_fields`. Zero is a value.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shared.ids import normalize_mac
+from shared.models import Firmware
+
+# Keys a device may send that must never leave the poller. Listed for the tests
+# and for scrubbing error text; the whitelist below is what actually protects them.
+SECRET_KEYS = frozenset(
+    {"stratumPassword", "fallbackStratumPassword", "wifiPassword", "wifiPass", "apPassword"}
+)
+
+_SUFFIXES = {"k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "p": 1e15, "e": 1e18}
+_DIFF_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMgGtTpPeE]?)\s*$")
+
+
+class Invalid(ValueError):
+    """A field value that cannot be used."""
+
+
+def _number(value: Any) -> float:
+    # bool is an int in Python; a device sending `true` for a number is a bad field.
+    if isinstance(value, bool) or value is None:
+        raise Invalid
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise Invalid from None
+    else:
+        raise Invalid
+    if not math.isfinite(number):
+        raise Invalid
+    return number
+
+
+def _bounded(low: float, high: float, scale: float = 1.0) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        number = _number(value)
+        if not low <= number <= high:
+            raise Invalid
+        return number * scale
+
+    return parse
+
+
+def _count(high: float) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        number = _number(value)
+        if not 0 <= number <= high or number != int(number):
+            raise Invalid
+        return int(number)
+
+    return parse
+
+
+def _difficulty(value: Any) -> float:
+    """2.11+ sends a number; older firmware strings like "4.93G", "25.1k"."""
+    if isinstance(value, str):
+        match = _DIFF_RE.match(value)
+        if not match:
+            raise Invalid
+        number = float(match.group(1)) * _SUFFIXES.get(match.group(2).lower(), 1.0)
+    else:
+        number = _number(value)
+    if not 0 <= number < 1e30:
+        raise Invalid
+    return number
+
+
+def _text(limit: int) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise Invalid
+        text = str(value)
+        # Carried as data, never as an identifier; only made printable and bounded.
+        text = "".join(ch if ch.isprintable() else "\ufffd" for ch in text)
+        return text[:limit]
+
+    return parse
+
+
+def _mac(value: Any) -> str:
+    if not isinstance(value, str) or normalize_mac(value) is None:
+        raise Invalid
+    return value.strip().upper().replace("-", ":")
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    target: str
+    sources: tuple[str, ...]  # first present key wins
+    parse: Callable[[Any], Any]
+
+
+_GHS = _bounded(0, 1e7)
+_CELSIUS = _bounded(-40, 200)
+_MILLI_VOLTS = _bounded(0, 60_000, 1e-3)
+_MILLI_AMPS = _bounded(0, 500_000, 1e-3)
+_RPM = _bounded(0, 50_000)
+
+FIELDS: tuple[_Field, ...] = (
+    _Field("hostname", ("hostname",), _text(256)),
+    _Field("mac", ("macAddr",), _mac),
+    _Field("firmware_version", ("version",), _text(64)),
+    _Field("asic_model", ("ASICModel",), _text(64)),
+    _Field("board_version", ("boardVersion",), _text(64)),
+    _Field("device_model", ("deviceModel",), _text(64)),
+    _Field("asic_count", ("asicCount",), _count(1000)),
+    _Field("hashrate_ghs", ("hashRate",), _GHS),
+    _Field("hashrate_1m_ghs", ("hashRate_1m",), _GHS),
+    _Field("hashrate_10m_ghs", ("hashRate_10m",), _GHS),
+    _Field("hashrate_1h_ghs", ("hashRate_1h",), _GHS),
+    _Field("hashrate_1d_ghs", ("hashRate_1d",), _GHS),
+    _Field("expected_hashrate_ghs", ("expectedHashrate",), _GHS),
+    _Field("error_percentage", ("errorPercentage",), _bounded(0, 100)),
+    _Field("power_watts", ("power",), _bounded(0, 10_000)),
+    _Field("voltage_volts", ("voltage",), _MILLI_VOLTS),
+    _Field("current_amps", ("current",), _MILLI_AMPS),
+    _Field("core_voltage_volts", ("coreVoltage",), _MILLI_VOLTS),
+    _Field("core_voltage_actual_volts", ("coreVoltageActual",), _MILLI_VOLTS),
+    _Field("frequency_mhz", ("frequency",), _bounded(0, 10_000)),
+    _Field("asic_temp_celsius", ("temp",), _CELSIUS),
+    _Field("temp2_celsius", ("temp2",), _CELSIUS),
+    _Field("vr_temp_celsius", ("vrTemp",), _CELSIUS),
+    _Field("fan_percent", ("fanspeed",), _bounded(0, 100)),
+    _Field("fan_rpm", ("fanrpm", "fanSpeedRpm"), _RPM),
+    _Field("fan2_rpm", ("fan2rpm",), _RPM),
+    _Field("shares_accepted", ("sharesAccepted",), _count(1e15)),
+    _Field("shares_rejected", ("sharesRejected",), _count(1e15)),
+    _Field("best_diff", ("bestDiff",), _difficulty),
+    _Field("best_session_diff", ("bestSessionDiff",), _difficulty),
+    _Field("stratum_url", ("stratumURL",), _text(256)),
+    _Field("stratum_port", ("stratumPort",), _count(65_535)),
+    _Field("stratum_user", ("stratumUser",), _text(256)),
+    _Field("uptime_seconds", ("uptimeSeconds",), _bounded(0, 1e10)),
+    _Field("free_heap_bytes", ("freeHeap",), _count(1e12)),
+    _Field("wifi_rssi", ("wifiRSSI",), _bounded(-150, 0)),
+    _Field("power_fault", ("power_fault",), _text(256)),
+    _Field("hardware_fault", ("hardware_fault",), _text(256)),
+)
+
+# At least one of these must be usable for a payload to count as a reading.
+_MEASURES = frozenset(
+    f.target
+    for f in FIELDS
+    if f.target
+    not in {
+        "hostname",
+        "mac",
+        "firmware_version",
+        "asic_model",
+        "board_version",
+        "device_model",
+        "stratum_url",
+        "stratum_user",
+        "power_fault",
+        "hardware_fault",
+    }
+)
+_NEW_FIRMWARE_KEYS = ("hashRate_1m", "hashRate_10m", "hashRate_1h", "hashRate_1d")
+
+
+@dataclass(frozen=True, slots=True)
+class Normalized:
+    values: dict[str, Any]
+    invalid_fields: tuple[str, ...]
+    firmware: Firmware
+
+    @property
+    def usable(self) -> bool:
+        return not _MEASURES.isdisjoint(self.values)
+
+
+def normalize(payload: Mapping[str, Any]) -> Normalized:
+    """Pick, parse and convert the known fields of one info payload."""
+    values: dict[str, Any] = {}
+    invalid: list[str] = []
+    for field in FIELDS:
+        for key in field.sources:
+            if key in payload:
+                raw = payload[key]
+                if raw is not None:  # null is "not reported", not an error
+                    try:
+                        values[field.target] = field.parse(raw)
+                    except Invalid:
+                        invalid.append(key)
+                break
+
+    if "hashrate_ghs" not in values and "hashrate_1m_ghs" in values:
+        values["hashrate_ghs"] = values["hashrate_1m_ghs"]
+    hashrate, power = values.get("hashrate_ghs"), values.get("power_watts")
+    if hashrate and power is not None:  # J/TH; undefined at 0 GH/s
+        values["efficiency_jth"] = power / (hashrate / 1000.0)
+
+    if any(key in payload for key in _NEW_FIRMWARE_KEYS):
+        firmware = Firmware.NEW
+    elif "hashRate" in payload:
+        firmware = Firmware.LEGACY
+    else:
+        firmware = Firmware.UNKNOWN
+    return Normalized(values, tuple(invalid), firmware)

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import BusSettings
+
+
+class PollerSettings(BusSettings):
+    """How the poller treats devices; env prefix `PLUTO_POLLER_` (bus settings keep `PLUTO_`)."""
+
+    model_config = SettingsConfigDict(env_prefix="PLUTO_POLLER_", extra="ignore")
+
+    interval_s: float = Field(default=5.0, gt=0, description="time between polls of one device")
+    jitter: float = Field(default=0.1, ge=0, lt=1, description="each interval varies by ±this fraction")
+    timeout_s: float = Field(default=3.0, gt=0, description="hard limit for one request, body included")
+    max_body_bytes: int = Field(default=64 * 1024, gt=0, description="larger bodies are an error")
+    backoff_after: int = Field(default=3, ge=1, description="consecutive failures before backing off")
+    backoff_max_s: float = Field(
+        default=60.0, gt=0, description="longest wait between polls of a silent device"
+    )
+    max_connections: int = Field(default=2000, ge=1, description="open HTTP connections across all devices")
+
+    @model_validator(mode="after")
+    def _timeout_within_interval(self) -> PollerSettings:
+        # One request in flight per device: a timeout longer than the interval would stretch the cadence.
+        if self.timeout_s > self.interval_s:
+            raise ValueError("timeout_s must not exceed interval_s")
+        return self
