@@ -116,6 +116,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         nats_port=args.nats_port,
         simulator_port=args.simulator_port,
         interval_s=args.interval,
+        status_every_s=args.status_every,
     )
     return asyncio.run(run_up(options))
 
@@ -137,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--nats-port", type=int, default=None)
     up.add_argument("--simulator-port", type=int, default=None)
     up.add_argument("--interval", type=float, default=5.0, help="poll interval in seconds")
+    up.add_argument("--status-every", type=float, default=10.0, help="seconds between status lines")
     up.set_defaults(func=cmd_up)
 
     run = sub.add_parser("run", help="run one service in the foreground")
@@ -166,7 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (nats.errors.NoServersError, nats.errors.TimeoutError, OSError) as exc:
+        print(f"pluto: cannot reach NATS at {_nats_url()}: {exc or type(exc).__name__}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ class NatsServer:
     async def start(self, ready_timeout: float = 15.0) -> None:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         # A plain Popen (it returns at once) so that stop() also works from sync teardown.
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115, ASYNC230
+        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: ASYNC230
         self._process = subprocess.Popen(  # noqa: ASYNC220
             [find_nats_server(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store_dir)],
             stdout=out,

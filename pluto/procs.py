@@ -36,7 +36,7 @@ async def start_module(
     where it listens); other stdout lines go to the log too.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log_file = open(log_path, "ab")  # noqa: SIM115, ASYNC230 - lives as long as the child
+    log_file = open(log_path, "ab")  # noqa: ASYNC230 - lives as long as the child
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

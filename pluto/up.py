@@ -41,6 +41,7 @@ class UpOptions:
     nats_port: int | None
     simulator_port: int | None
     interval_s: float
+    status_every_s: float = 10.0
 
 
 def say(text: str) -> None:
@@ -150,7 +151,7 @@ async def run_up(options: UpOptions) -> int:
         say(f"to use the CLI elsewhere: export PLUTO_NATS_URL={server.url}; pluto devices list")
         say("Ctrl-C stops everything")
 
-        status = asyncio.create_task(_status_loop(server.url, 10.0))
+        status = asyncio.create_task(_status_loop(server.url, options.status_every_s))
         watch = [asyncio.create_task(c.process.wait(), name=c.name) for c in children]
         stopper = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([stopper, *watch], return_when=asyncio.FIRST_COMPLETED)

@@ -96,6 +96,6 @@ def create_app(settings: PollerSettings, rng: random.Random | None = None) -> Fa
     async def device_events(msg: NatsMessage) -> None:
         service.on_device_event(msg.raw_message.subject, msg.body)
 
-    app = FastStream(broker, title="pluto poller", on_startup=[service.start], on_shutdown=[service.stop])
+    app = FastStream(broker, on_startup=[service.start], on_shutdown=[service.stop])
     app.context.set_global("poller", service)
     return app

@@ -13,7 +13,11 @@ class PollerSettings(BusSettings):
 
     interval_s: float = Field(default=5.0, gt=0, description="time between polls of one device")
     jitter: float = Field(default=0.1, ge=0, lt=1, description="each interval varies by ±this fraction")
-    timeout_s: float = Field(default=3.0, gt=0, description="hard limit for one request, body included")
+    timeout_s: float = Field(
+        default=3.0,
+        gt=0,
+        description="hard limit for one request, body included (default: 3 s, at most 0.8 × interval)",
+    )
     max_body_bytes: int = Field(default=64 * 1024, gt=0, description="larger bodies are an error")
     backoff_after: int = Field(default=3, ge=1, description="consecutive failures before backing off")
     backoff_max_s: float = Field(
@@ -23,7 +27,10 @@ class PollerSettings(BusSettings):
 
     @model_validator(mode="after")
     def _timeout_within_interval(self) -> PollerSettings:
-        # One request in flight per device: a timeout longer than the interval would stretch the cadence.
+        # One request in flight per device: a timeout longer than the interval would
+        # stretch the cadence. The default follows a short interval; an explicit one must fit.
         if self.timeout_s > self.interval_s:
-            raise ValueError("timeout_s must not exceed interval_s")
+            if "timeout_s" in self.model_fields_set:
+                raise ValueError("timeout_s must not exceed interval_s")
+            self.timeout_s = 0.8 * self.interval_s
         return self

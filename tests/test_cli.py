@@ -1,0 +1,111 @@
+"""The `pluto` command line and `pluto up`, run as a user would, as subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from pluto.natsd import NatsServer, free_port
+from services.simulator.server import start_simulator
+
+PLUTO = [sys.executable, "-m", "pluto"]
+
+
+async def run_pluto(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        *PLUTO,
+        *args,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+async def test_devices_add_list_remove(nats_server: NatsServer) -> None:
+    env = {"PLUTO_NATS_URL": nats_server.url}
+    sim = await start_simulator(devices=2, seed=3)
+    try:
+        legacy_url, new_url = sim.device_urls
+        code, out, err = await run_pluto("devices", "add", new_url, "--label", "rack=a", env=env)
+        assert code == 0, err
+        new_mac = sim.fleet.describe("mockaxe2").mac
+        assert new_mac
+        new_id = new_mac.replace(":", "").lower()
+        assert out.startswith(f"added {new_id}")  # id from the MAC the device reports
+
+        code, out, err = await run_pluto("devices", "add", legacy_url, "--id", "rack-a-1", env=env)
+        assert code == 0, err
+        code, out, _ = await run_pluto("devices", "list", "--json", env=env)
+        listed = {d["id"]: d for d in json.loads(out)}
+        assert set(listed) == {new_id, "rack-a-1"}
+        assert listed[new_id]["hostname"] == "mockaxe2" and listed[new_id]["labels"] == {"rack": "a"}
+
+        code, out, err = await run_pluto("devices", "remove", "rack-a-1", env=env)
+        assert code == 0, err
+        code, out, _ = await run_pluto("devices", "list", "--json", env=env)
+        assert [d["id"] for d in json.loads(out)] == [new_id]
+    finally:
+        await sim.stop()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("devices", "add", "file:///etc/passwd"),
+        ("devices", "add", "http://h/", "--id", "../x"),
+        ("devices", "remove", "a.b"),
+    ],
+)
+async def test_bad_input_is_a_clear_error(nats_server: NatsServer, args: tuple[str, ...]) -> None:
+    code, _, err = await run_pluto(*args, env={"PLUTO_NATS_URL": nats_server.url})
+    assert code == 2 and "pluto:" in err and "Traceback" not in err
+
+
+async def test_pluto_up_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        *PLUTO,
+        "up",
+        "--devices",
+        "4",
+        "--interval",
+        "1",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--nats-port",
+        str(free_port()),
+        "--status-every",
+        "1",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    seen: list[str] = []
+    try:
+        async with asyncio.timeout(60):
+            while True:
+                line = (await process.stdout.readline()).decode()
+                assert line, "pluto up ended early:\n" + "".join(seen)
+                seen.append(line)
+                match = re.search(r"last \S+: (\d+) readings, \d+ error readings, from (\d+) devices", line)
+                if match and int(match.group(2)) == 4:
+                    break
+        assert any("registered 4 simulated devices" in s for s in seen)
+        process.send_signal(signal.SIGINT)
+        async with asyncio.timeout(30):
+            rest = (await process.stdout.read()).decode()
+        assert await process.wait() == 0, rest
+        assert "stopped" in rest
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
