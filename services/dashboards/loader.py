@@ -1,0 +1,132 @@
+"""Make Grafana load a written dashboard file now, and know when it has.
+
+With the reload permission (Grafana server admin), one
+`POST /api/admin/provisioning/dashboards/reload` rescans the folder. Reloads
+are coalesced: callers that ask while a reload is running share the next one,
+so 500 new files cost a handful of rescans, not 500. Without the permission
+the file provider's own scan (every `updateIntervalSeconds`, 10 s by default)
+does it. Either way the dashboard is then polled (`GET /api/dashboards/uid`)
+with backoff until Grafana holds this exact revision, or a deadline passes:
+never a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from services.dashboards.grafana import GrafanaClient, GrafanaError
+from services.dashboards.render import revision_of
+from services.dashboards.retry import OnceLog, poll_until
+
+log = logging.getLogger(__name__)
+
+_DENIED = "reload-denied"
+
+
+class LoadTimeout(Exception):
+    """Grafana did not load a dashboard revision in time (it may have rejected the file)."""
+
+    def __init__(self, uid: str, revision: str, waited: float, reloaded: bool) -> None:
+        self.uid = uid
+        self.revision = revision
+        how = "after a provisioning reload" if reloaded else "waiting for the provisioning scan"
+        super().__init__(
+            f"Grafana did not load dashboard {uid} revision {revision} within {waited:.0f} s "
+            f"({how}); see Grafana's provisioning log for this file"
+        )
+
+
+class Loader:
+    def __init__(
+        self, grafana: GrafanaClient, *, reload: bool, timeout: float, notes: OnceLog
+    ) -> None:
+        self._grafana = grafana
+        self._want_reload = reload
+        self._reload_allowed: bool | None = None if reload else False
+        self._timeout = timeout
+        self._notes = notes
+        self._next: asyncio.Future[bool] | None = None  # the reload round not yet started
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def reload_allowed(self) -> bool | None:
+        """True/False once known; None before the first reload."""
+        return self._reload_allowed
+
+    def probe_reload_again(self) -> None:
+        """Forget a refusal (called by each reconcile): permissions can be fixed at runtime."""
+        if self._want_reload and self._reload_allowed is False:
+            self._reload_allowed = None
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def ensure_loaded(self, uid: str, revision: str, *, written: bool) -> None:
+        """Return once Grafana serves `uid` at `revision`; LoadTimeout or GrafanaError else."""
+        if not written and await self._check(uid, revision):
+            return
+        reloaded = await self.reload()
+        found = await poll_until(
+            lambda: self._check(uid, revision),
+            timeout=self._timeout,
+            cap=0.25 if reloaded else 0.5,
+        )
+        if not found:
+            raise LoadTimeout(uid, revision, self._timeout, reloaded)
+
+    async def _check(self, uid: str, revision: str) -> bool | None:
+        found = await self._grafana.get_dashboard(uid)
+        return True if found is not None and revision_of(found.tags) == revision else None
+
+    async def reload(self) -> bool:
+        """A rescan that starts after this call: True when done, False when not permitted."""
+        if self._reload_allowed is False:
+            return False
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+            self._next.add_done_callback(_consume)
+        round_ = self._next
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run_reloads(), name="grafana-reload")
+        return await asyncio.shield(round_)
+
+    async def _run_reloads(self) -> None:
+        while self._next is not None:
+            round_, self._next = self._next, None  # later callers wait for the next round
+            try:
+                await self._grafana.reload_provisioning()
+            except GrafanaError as exc:
+                if exc.status in (401, 403, 404):
+                    self._refused(exc)
+                    round_.set_result(False)
+                else:
+                    round_.set_exception(exc)
+            except BaseException as exc:
+                round_.set_exception(exc)
+                raise
+            else:
+                self._reload_allowed = True
+                self._notes.cleared(_DENIED, "Grafana accepts provisioning reloads again")
+                round_.set_result(True)
+
+    def _refused(self, exc: GrafanaError) -> None:
+        self._reload_allowed = False
+        self._notes.problem(
+            _DENIED,
+            logging.WARNING,
+            "Grafana refused the provisioning reload (%s): it needs a Grafana server admin "
+            "login; waiting for Grafana's own scan of the folder instead (every "
+            "updateIntervalSeconds, 10 s by default)",
+            exc,
+        )
+
+
+def _consume(future: asyncio.Future[bool]) -> None:
+    """Mark a round's exception as retrieved even if every waiter was cancelled."""
+    if not future.cancelled():
+        future.exception()

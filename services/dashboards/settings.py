@@ -1,0 +1,116 @@
+"""The dashboards service's settings: environment variables `PLUTO_DASHBOARDS_*`.
+
+The bus settings it shares with every service (`nats_url`, `log_level`,
+`log_format`) are read from `PLUTO_DASHBOARDS_*` first and then from the
+shared `PLUTO_*` names, so one `PLUTO_NATS_URL` serves the whole fleet.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from shared.settings import BusSettings
+
+UID_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"
+
+
+class _SharedBusEnv(EnvSettingsSource):
+    """`PLUTO_*` for the shared bus fields only (so `PLUTO_GRAFANA_URL` means nothing)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if field_name not in BusSettings.model_fields:
+            return None, field_name, False
+        return super().get_field_value(field, field_name)
+
+
+class DashboardsSettings(BusSettings):
+    model_config = SettingsConfigDict(env_prefix="PLUTO_DASHBOARDS_", extra="ignore")
+
+    # Grafana
+    grafana_url: str = Field(
+        default="http://127.0.0.1:3000/grafana",
+        description="Grafana's base URL, sub-path included (`http://grafana:3000/grafana`)",
+    )
+    grafana_user: str = Field(
+        default="admin", min_length=1, description="login sent in X-WEBAUTH-USER (org Admin)"
+    )
+    grafana_auth_header: str = "X-WEBAUTH-USER"
+    grafana_timeout: float = Field(default=10.0, gt=0, description="seconds per Grafana request")
+    grafana_origin: str | None = Field(
+        default=None, description="Origin header to send; none by default (CSRF check passes)"
+    )
+    grafana_cookies: bool = Field(default=False, description="keep cookies Grafana sets")
+    datasource_uid: str = Field(default="pluto-prometheus", pattern=UID_PATTERN)
+    templates_dir: Path | None = Field(
+        default=None, description="dashboard templates; the ones shipped with the service if unset"
+    )
+    public_path_prefix: str = Field(
+        default="/grafana/public-dashboards",
+        description="browser path of public dashboards, the accessToken is appended",
+    )
+
+    # provisioning
+    dashboards_dir: Path = Field(
+        default=Path("/var/lib/grafana/dashboards"),
+        description="Grafana's provisioned folder, where dashboard files are written",
+    )
+    file_mode: int = Field(default=0o644, description="mode of written files (Grafana reads them)")
+    reload: bool = Field(
+        default=True,
+        description="ask Grafana to rescan now (needs server admin); falls back to the scan",
+    )
+    load_timeout: float = Field(
+        default=35.0, gt=0, description="how long to wait for Grafana to load a written file"
+    )
+
+    # secret behind the accessTokens
+    token_secret: SecretStr | None = Field(
+        default=None, description="secret the accessTokens are derived from (>= 16 chars)"
+    )
+    token_secret_file: Path | None = Field(
+        default=None, description="read the secret here; created (0600) when missing"
+    )
+
+    # bus and work
+    durable: str = Field(default="pluto-dashboards", pattern=r"^[A-Za-z0-9_-]+$")
+    concurrency: int = Field(default=32, ge=1, le=1024, description="events handled at once")
+    ack_wait: float = Field(default=60.0, gt=1, description="JetStream ack wait, seconds")
+    retry_initial: float = Field(default=0.5, gt=0)
+    retry_max: float = Field(default=30.0, gt=0, description="cap of the retry backoff")
+    reconcile_interval: float = Field(default=60.0, gt=0)
+
+    @field_validator("grafana_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"grafana_url must be an http(s) URL, got {url!r}")
+        return url.rstrip("/")
+
+    @field_validator("token_secret")
+    @classmethod
+    def _long_enough(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None and len(secret.get_secret_value()) < 16:
+            raise ValueError("token_secret must be at least 16 characters")
+        return secret
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        shared = _SharedBusEnv(settings_cls, env_prefix="PLUTO_")
+        return (init_settings, env_settings, shared, dotenv_settings, file_secret_settings)
