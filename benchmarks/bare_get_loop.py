@@ -15,6 +15,7 @@ import os
 import aiohttp
 
 from benchmarks.common import cpu_seconds
+from shared import runtime
 
 
 async def run(urls: list[str], seconds: float, concurrency: int, rate: float | None) -> dict[str, float]:
@@ -65,7 +66,8 @@ def main() -> None:
     args = parser.parse_args()
     with open(args.base_urls_file) as f:
         urls = [line.strip().rstrip("/") + "/api/system/info" for line in f if line.strip()]
-    result = asyncio.run(run(urls, args.seconds, args.concurrency, args.rate))
+    # The same event loop as the services (uvloop), so the ratio compares code, not loops.
+    result = runtime.run(run(urls, args.seconds, args.concurrency, args.rate))
     print(json.dumps(result), flush=True)
 
 

@@ -60,7 +60,7 @@ async def start_python(
     log: Path | None = None,
 ) -> Proc:
     """`python -m module args`; with `ready`, waits for a stdout line matching it."""
-    sink = open(log, "ab") if log else asyncio.subprocess.DEVNULL  # noqa: SIM115, ASYNC230
+    sink = open(log, "ab") if log else asyncio.subprocess.DEVNULL  # noqa: ASYNC230
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import re
 import signal
 import socket
@@ -31,7 +30,7 @@ from shared.settings import BusSettings
 from shared.streams import ensure_streams
 
 # The services `pluto up` runs, in start order (stopped in reverse).
-SERVICES = ("poller", "exporter", "dashboards", "api")
+SERVICES = ("poller",)
 
 
 @dataclass(frozen=True)
@@ -46,10 +45,6 @@ class UpOptions:
 
 def say(text: str) -> None:
     print(f"pluto up: {text}", flush=True)
-
-
-def _available(service: str) -> bool:
-    return importlib.util.find_spec(f"services.{service}.__main__") is not None
 
 
 async def _simulated_devices(base_url: str) -> list[DeviceAdded]:
@@ -130,9 +125,6 @@ async def run_up(options: UpOptions) -> int:
         )
 
         for service in SERVICES:
-            if not _available(service):
-                say(f"{service}: not built yet, skipped")
-                continue
             children.append(
                 await start_module(service, f"services.{service}", [], env, logs / f"{service}.log")
             )

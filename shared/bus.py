@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from faststream.nats import NatsBroker
 from nats.js import JetStreamContext
 
@@ -18,6 +20,9 @@ def make_broker(settings: BusSettings, *, name: str) -> NatsBroker:
         max_reconnect_attempts=-1,  # a service outlives a NATS restart
         reconnect_time_wait=1,
         connect_timeout=5,
+        # FastStream logs two lines per message at this level: per-message detail is
+        # for debugging, not for a fleet's steady stream of events.
+        log_level=logging.DEBUG,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections.abc import AsyncIterator
@@ -214,7 +215,7 @@ async def test_every_fault_yields_an_error_or_partial_reading_and_costs_no_other
     for device_id in healthy:
         assert all(r.ok and not r.invalid_fields for r in tap.readings[device_id])
         arrivals = [t for t in tap.arrivals[device_id] if t >= started]
-        gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(arrivals)]
         # Cadence kept: no gap longer than a jittered interval plus scheduling slack.
         assert max(gaps) < INTERVAL * 1.1 + 0.35, (device_id, gaps)
     assert not any(b"SIMSECRET" in data for _, data in tap.raw), "a secret reached the bus"

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from services.poller.app import create_app
 from services.poller.settings import PollerSettings
 from shared.logs import setup_logging
+from shared.runtime import run
 
 
 def main() -> None:
     settings = PollerSettings()
     setup_logging(settings.log_level, settings.log_format)
-    asyncio.run(create_app(settings).run())
+    run(create_app(settings).run())
 
 
 if __name__ == "__main__":

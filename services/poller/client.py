@@ -66,15 +66,19 @@ async def _fetch(session: aiohttp.ClientSession, url: str, max_body_bytes: int) 
         if response.status != 200:
             return FetchFailure(ReadingError.HTTP_STATUS, f"HTTP {response.status}")
         declared = response.content_length
-        if declared is not None and declared > max_body_bytes:
-            return FetchFailure(
-                ReadingError.BODY_TOO_LARGE, f"body of {declared} bytes exceeds {max_body_bytes}"
-            )
-        body = bytearray()
-        async for chunk in response.content.iter_chunked(64 * 1024):
-            body += chunk
-            if len(body) > max_body_bytes:
-                return FetchFailure(ReadingError.BODY_TOO_LARGE, f"body exceeds {max_body_bytes} bytes")
+        if declared is not None:
+            if declared > max_body_bytes:
+                return FetchFailure(
+                    ReadingError.BODY_TOO_LARGE, f"body of {declared} bytes exceeds {max_body_bytes}"
+                )
+            body = await response.read()  # aiohttp reads exactly the declared length
+        else:  # chunked: count while reading
+            chunks = bytearray()
+            async for chunk in response.content.iter_chunked(64 * 1024):
+                chunks += chunk
+                if len(chunks) > max_body_bytes:
+                    return FetchFailure(ReadingError.BODY_TOO_LARGE, f"body exceeds {max_body_bytes} bytes")
+            body = bytes(chunks)
     try:
         # The stdlib parser accepts NaN/Infinity, which devices can send; the
         # normalizer then rejects those fields one by one instead of the whole body.

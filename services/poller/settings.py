@@ -16,7 +16,7 @@ class PollerSettings(BusSettings):
     timeout_s: float = Field(
         default=3.0,
         gt=0,
-        description="hard limit for one request, body included (default: 3 s, at most 0.8 × interval)",
+        description="hard limit for one request, body included (default: 3 s, at most 0.8 x interval)",
     )
     max_body_bytes: int = Field(default=64 * 1024, gt=0, description="larger bodies are an error")
     backoff_after: int = Field(default=3, ge=1, description="consecutive failures before backing off")
