@@ -197,7 +197,8 @@ class DashboardsService:
 
     def _healthy(self) -> None:
         if self.notes.cleared(
-            GRAFANA_DOWN, "Grafana at %s answers again: retrying queued work",
+            GRAFANA_DOWN,
+            "Grafana at %s answers again: retrying queued work",
             self.settings.grafana_url,
         ):
             self.wake()
@@ -207,16 +208,14 @@ class DashboardsService:
         """Log once, and return the retry delay; None means: bad input, drop it."""
         what = "the overview" if key == OVERVIEW_KEY else f"dashboard {key}"
         if isinstance(exc, BadEvent | RenderError | InvalidDeviceId):
-            self.notes.problem(
-                f"bad:{key}:{exc}", logging.ERROR, "cannot build %s: %s", what, exc
-            )
+            self.notes.problem(f"bad:{key}:{exc}", logging.ERROR, "cannot build %s: %s", what, exc)
             return None
         if isinstance(exc, GrafanaError) and exc.transient:
             self.notes.problem(
                 GRAFANA_DOWN,
                 logging.WARNING,
                 "Grafana at %s is not answering (%s): dashboard work stays queued and is "
-                "retried with backoff (at most every %.0f s)",
+                "retried with backoff (at most every %g s)",
                 self.settings.grafana_url,
                 exc,
                 self.settings.retry_max,

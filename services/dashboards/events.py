@@ -24,9 +24,7 @@ class Announcer:
     def public_path(self, access_token: str) -> str:
         return f"{self._prefix}/{access_token}"
 
-    async def published(
-        self, key: str, uid: str, title: str, public: PublicDashboard
-    ) -> DashboardState:
+    async def published(self, key: str, uid: str, title: str, public: PublicDashboard) -> DashboardState:
         state = DashboardState(
             kind="published",
             device_id=key,

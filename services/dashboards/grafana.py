@@ -258,9 +258,7 @@ class GrafanaClient:
         data = await self._call("POST", path, body=body)
         return self._model(PublicDashboard, data, "POST", path)
 
-    async def update_public(
-        self, dashboard_uid: str, public_uid: str, *, enabled: bool
-    ) -> PublicDashboard:
+    async def update_public(self, dashboard_uid: str, public_uid: str, *, enabled: bool) -> PublicDashboard:
         path = f"/api/dashboards/uid/{_path(dashboard_uid)}/public-dashboards/{_path(public_uid)}"
         data = await self._call("PATCH", path, body={"isEnabled": enabled})
         return self._model(PublicDashboard, data, "PATCH", path)
@@ -281,9 +279,7 @@ class GrafanaClient:
         found: list[PublicDashboardItem] = []
         page = 1
         while True:
-            data = await self._call(
-                "GET", path, params=[("page", str(page)), ("perpage", str(per_page))]
-            )
+            data = await self._call("GET", path, params=[("page", str(page)), ("perpage", str(per_page))])
             batch = self._model(PublicDashboardPage, data or {}, "GET", path)
             found.extend(batch.publicDashboards)
             if not batch.publicDashboards or len(found) >= batch.totalCount:

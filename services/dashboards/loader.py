@@ -39,9 +39,7 @@ class LoadTimeout(Exception):
 
 
 class Loader:
-    def __init__(
-        self, grafana: GrafanaClient, *, reload: bool, timeout: float, notes: OnceLog
-    ) -> None:
+    def __init__(self, grafana: GrafanaClient, *, reload: bool, timeout: float, notes: OnceLog) -> None:
         self._grafana = grafana
         self._want_reload = reload
         self._reload_allowed: bool | None = None if reload else False

@@ -69,9 +69,7 @@ def clean_title(raw: str | None) -> str:
     if not raw:
         return ""
     kept = "".join(
-        " " if ch.isspace() else ch
-        for ch in raw
-        if ch.isspace() or unicodedata.category(ch)[0] != "C"
+        " " if ch.isspace() else ch for ch in raw if ch.isspace() or unicodedata.category(ch)[0] != "C"
     )
     return " ".join(kept.split())[:TITLE_BASE_MAX].strip()
 
@@ -81,9 +79,7 @@ def title_key(title: str) -> str:
     return " ".join(title.split()).casefold()
 
 
-def choose_title(
-    hostname: str | None, device_id: str, taken: set[str], current: str | None = None
-) -> str:
+def choose_title(hostname: str | None, device_id: str, taken: set[str], current: str | None = None) -> str:
     """The title of a device's dashboard.
 
     `taken` holds the title_key()s of the other dashboards in the folder;

@@ -89,9 +89,7 @@ def overview_queries(f: Families = FAMILIES) -> dict[str, str]:
         "total_hashrate": f"sum({per_device_hashrate}) or vector(0)",
         "average_hashrate": f"avg({per_device_hashrate})",
         "total_power": f"sum(max by (device) ({f.power})) or vector(0)",
-        "efficiency": (
-            f"sum(max by (device) ({f.power})) / (sum({per_device_hashrate}) / 1000)"
-        ),
+        "efficiency": (f"sum(max by (device) ({f.power})) / (sum({per_device_hashrate}) / 1000)"),
         "hashrate_by_device": f"max by (device, hostname) ({f.hashrate})",
         "max_temp_by_device": f"max by (device, hostname) ({f.asic_temp})",
         "firmware": f"count by ({f.firmware_label}) ({f.info})",

@@ -85,9 +85,9 @@ class Reconciler:
             ):
                 drift.add(key)
 
-        leftovers = set(files) | set(publics) | {
-            naming.uid_of(k) for k, s in states.items() if s.kind == "published"
-        }
+        leftovers = (
+            set(files) | set(publics) | {naming.uid_of(k) for k, s in states.items() if s.kind == "published"}
+        )
         for uid in leftovers:
             key = naming.key_of(uid)
             if key is not None and key not in wanted:

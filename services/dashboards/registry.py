@@ -73,9 +73,7 @@ class Registry:
             if event.id not in newest or newest[event.id][0] < seq:
                 newest[event.id] = (seq, event)
         return {
-            device_id: event
-            for device_id, (_, event) in newest.items()
-            if isinstance(event, DeviceAdded)
+            device_id: event for device_id, (_, event) in newest.items() if isinstance(event, DeviceAdded)
         }
 
     async def dashboard_states(self) -> dict[str, DashboardState]:

@@ -202,9 +202,9 @@ class Renderer:
         ]
         if any(d.uid != self._datasource["uid"] for d in datasources):
             raise RenderError(f"{where}: a panel or target names another datasource")
-        revision = hashlib.sha256(
-            json.dumps(doc, sort_keys=True, ensure_ascii=False).encode()
-        ).hexdigest()[:12]
+        revision = hashlib.sha256(json.dumps(doc, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[
+            :12
+        ]
         doc["tags"] = [*doc["tags"], REVISION_TAG_PREFIX + revision]
         return RenderedDashboard(
             key=key,

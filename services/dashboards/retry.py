@@ -62,9 +62,7 @@ class OnceLog:
         self._log = logger
         self._active: set[str] = set()
 
-    def problem(
-        self, key: str, level: int, message: str, *args: object, exc_info: bool = False
-    ) -> bool:
+    def problem(self, key: str, level: int, message: str, *args: object, exc_info: bool = False) -> bool:
         """Log unless already said; True when it was logged now."""
         if key in self._active:
             return False

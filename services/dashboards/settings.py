@@ -1,36 +1,19 @@
 """The dashboards service's settings: environment variables `PLUTO_DASHBOARDS_*`.
 
-The bus settings it shares with every service (`nats_url`, `log_level`,
-`log_format`) are read from `PLUTO_DASHBOARDS_*` first and then from the
-shared `PLUTO_*` names, so one `PLUTO_NATS_URL` serves the whole fleet.
+The bus settings it shares with every service keep their shared names
+(`PLUTO_NATS_URL`, `PLUTO_LOG_LEVEL`, `PLUTO_LOG_FORMAT`, see shared/settings.py).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic.fields import FieldInfo
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from pydantic_settings import SettingsConfigDict
 
 from shared.settings import BusSettings
 
 UID_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"
-
-
-class _SharedBusEnv(EnvSettingsSource):
-    """`PLUTO_*` for the shared bus fields only (so `PLUTO_GRAFANA_URL` means nothing)."""
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        if field_name not in BusSettings.model_fields:
-            return None, field_name, False
-        return super().get_field_value(field, field_name)
 
 
 class DashboardsSettings(BusSettings):
@@ -102,15 +85,3 @@ class DashboardsSettings(BusSettings):
         if secret is not None and len(secret.get_secret_value()) < 16:
             raise ValueError("token_secret must be at least 16 characters")
         return secret
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        shared = _SharedBusEnv(settings_cls, env_prefix="PLUTO_")
-        return (init_settings, env_settings, shared, dotenv_settings, file_secret_settings)

@@ -108,7 +108,11 @@ class Provisioner:
         doc.pop("id", None)
         if owner is None:
             db.dashboards[uid] = Dashboard(
-                id=db.take_id(), uid=uid, title=title, data=doc, version=1,
+                id=db.take_id(),
+                uid=uid,
+                title=title,
+                data=doc,
+                version=1,
                 provisioned_path=snapshot.path,
             )
         else:

@@ -210,9 +210,7 @@ class GrafanaDouble:
         app.router.add_patch(base + "/{uid}", self.update_public)
         app.router.add_delete(base + "/{uid}", self.delete_public)
         app.router.add_get(p + "/api/public/dashboards/{token}", self.view_public)
-        app.router.add_post(
-            p + "/api/public/dashboards/{token}/panels/{panel_id}/query", self.query_public
-        )
+        app.router.add_post(p + "/api/public/dashboards/{token}/panels/{panel_id}/query", self.query_public)
 
     def _anonymous(self, path: str) -> bool:
         rest = path[len(self.sub_path) :]
@@ -301,9 +299,17 @@ class GrafanaDouble:
                 continue
             hits.append(
                 {
-                    "id": d.id, "uid": d.uid, "title": d.title, "uri": f"db/{d.slug()}",
-                    "url": f"{self.sub_path}/d/{d.uid}/{d.slug()}", "slug": "", "type": "dash-db",
-                    "tags": d.tags, "isStarred": False, "folderUid": d.folder_uid, "sortMeta": 0,
+                    "id": d.id,
+                    "uid": d.uid,
+                    "title": d.title,
+                    "uri": f"db/{d.slug()}",
+                    "url": f"{self.sub_path}/d/{d.uid}/{d.slug()}",
+                    "slug": "",
+                    "type": "dash-db",
+                    "tags": d.tags,
+                    "isStarred": False,
+                    "folderUid": d.folder_uid,
+                    "sortMeta": 0,
                 }
             )
         return _json(200, hits[:limit])
@@ -337,8 +343,11 @@ class GrafanaDouble:
                 continue
             items.append(
                 {
-                    "uid": public.uid, "accessToken": public.access_token, "title": title,
-                    "dashboardUid": public.dashboard_uid, "isEnabled": public.is_enabled,
+                    "uid": public.uid,
+                    "accessToken": public.access_token,
+                    "title": title,
+                    "dashboardUid": public.dashboard_uid,
+                    "isEnabled": public.is_enabled,
                 }
             )
         items.sort(key=lambda i: (i["title"].casefold(), i["uid"]))
@@ -488,5 +497,3 @@ class GrafanaDouble:
                 }
                 return _json(200, {"results": results})
         return _pd_error(404, "panelNotFound", "Panel not found")
-
-
