@@ -5,7 +5,8 @@ ordered consumer that then stays live (`shared.registry.follow_registry`, a plai
 nats-py subscription: 7x faster than a FastStream subscriber for a fleet-sized
 replay); every added device gets a polling loop, every removed one loses it;
 every poll publishes one reading on
-`pluto.readings.<id>` (core publish: the stream captures it, no ack wait).
+`pluto.readings.<id>` (core publishes, batched per socket write: the stream
+captures them, no ack wait).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from nats.js import JetStreamContext
 
 from services.poller.client import make_session
 from services.poller.polling import DevicePoller
+from services.poller.publishing import BatchingPublisher
 from services.poller.scheduler import Cadence, Scheduler, Target
 from services.poller.settings import PollerSettings
 from shared import subjects
@@ -43,9 +45,11 @@ class PollerService:
         self.registry_caught_up = asyncio.Event()
         self._registry: JetStreamContext.PushSubscription | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._publisher: BatchingPublisher | None = None
 
     async def start(self) -> None:
         await prepare_bus(self.broker)
+        self._publisher = BatchingPublisher(self.broker.connection, self.settings.publish_window_s)
         self._session = make_session(self.settings.max_connections)
         self.poller = DevicePoller(self._session, self.settings, self._publish)
         self.scheduler = Scheduler(
@@ -69,13 +73,14 @@ class PollerService:
             await self.scheduler.close()
         if self._session is not None:
             await self._session.close()
+        if self._publisher is not None:
+            await self._publisher.close()
 
     async def _publish(self, reading: DeviceReading) -> None:
-        # The hot path (thousands a second): a core publish on the broker's own nats-py
-        # connection, half the cost of FastStream's publisher; the stream captures it.
-        await self.broker.connection.publish(
-            subjects.reading(reading.device_id), reading.model_dump_json().encode()
-        )
+        # The hot path (thousands a second): core publishes on the broker's own nats-py
+        # connection, batched per socket write; the stream captures them.
+        assert self._publisher is not None, "service not started"
+        self._publisher.publish(subjects.reading(reading.device_id), reading.model_dump_json().encode())
 
     def on_device_event(self, event: DeviceAdded | DeviceRemoved) -> None:
         assert self.scheduler is not None and self.poller is not None, "service not started"

@@ -23,6 +23,9 @@ class PollerSettings(BusSettings):
     backoff_max_s: float = Field(
         default=60.0, gt=0, description="longest wait between polls of a silent device"
     )
+    publish_window_s: float = Field(
+        default=0.01, ge=0, le=1, description="readings are held this long to share one socket write"
+    )
     max_connections: int = Field(default=2000, ge=1, description="open HTTP connections across all devices")
 
     @model_validator(mode="after")
