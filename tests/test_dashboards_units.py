@@ -78,7 +78,7 @@ def test_overview_has_the_fleet_panels() -> None:
     ]:
         assert wanted in titles
     legends = {t["legendFormat"] for p in panels(rendered.text) for t in p["targets"]}
-    assert "{{firmware_version}}" in legends and "{{hostname}}" in legends
+    assert {"{{version}}", "{{pool}}", "{{hostname}}"} <= legends
 
 
 @pytest.mark.parametrize("title", HOSTILE)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 from pydantic import ValidationError
@@ -11,6 +10,7 @@ from services.dashboards.app import create_app
 from services.dashboards.settings import DashboardsSettings
 from services.dashboards.tokens import SecretMissing
 from shared.logs import setup_logging
+from shared.runtime import run
 
 
 def main() -> int:
@@ -25,7 +25,7 @@ def main() -> int:
     except SecretMissing as exc:
         print(f"dashboards: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(app.run())
+    run(app.run())
     return 0
 
 

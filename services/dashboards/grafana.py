@@ -217,10 +217,13 @@ class GrafanaClient:
             raise
         return self._model(DashboardLookup, data, "GET", path)
 
-    async def search(self, *, tag: str | None = None, limit: int = 5000) -> list[SearchHit]:
+    async def search(
+        self, *, tag: str | None = None, uids: list[str] | None = None, limit: int = 5000
+    ) -> list[SearchHit]:
         params = [("type", "dash-db"), ("limit", str(limit))]
         if tag:
             params.append(("tag", tag))
+        params.extend(("dashboardUIDs", uid) for uid in uids or ())
         data = await self._call("GET", "/api/search", params=params)
         if not isinstance(data, list):
             raise GrafanaError("GET", "/api/search", 200, message="answer is not a list")

@@ -5,9 +5,11 @@ With the reload permission (Grafana server admin), one
 are coalesced: callers that ask while a reload is running share the next one,
 so 500 new files cost a handful of rescans, not 500. Without the permission
 the file provider's own scan (every `updateIntervalSeconds`, 10 s by default)
-does it. Either way the dashboard is then polled (`GET /api/dashboards/uid`)
-with backoff until Grafana holds this exact revision, or a deadline passes:
-never a fixed sleep.
+does it. Either way Grafana is then polled with backoff until it holds this
+exact revision, or a deadline passes: never a fixed sleep. One watcher polls
+for every waiting dashboard at once (`GET /api/search?dashboardUIDs=...`, 100
+uids a request), so 500 dashboards waiting for a 10 s scan cost a request or
+five per poll, not 500.
 """
 
 from __future__ import annotations
@@ -15,14 +17,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 from services.dashboards.grafana import GrafanaClient, GrafanaError
 from services.dashboards.render import revision_of
-from services.dashboards.retry import OnceLog, poll_until
+from services.dashboards.retry import OnceLog
 
 log = logging.getLogger(__name__)
 
 _DENIED = "reload-denied"
+SEARCH_CHUNK = 100  # uids per search request
+POLL_INITIAL = 0.02
+POLL_CAP = 0.5
 
 
 class LoadTimeout(Exception):
@@ -47,6 +53,9 @@ class Loader:
         self._notes = notes
         self._next: asyncio.Future[bool] | None = None  # the reload round not yet started
         self._task: asyncio.Task[None] | None = None
+        self._waiting: dict[str, list[tuple[str, asyncio.Future[bool]]]] = {}
+        self._kick = asyncio.Event()
+        self._watch_task: asyncio.Task[None] | None = None
 
     @property
     def reload_allowed(self) -> bool | None:
@@ -59,27 +68,61 @@ class Loader:
             self._reload_allowed = None
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._watch_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def ensure_loaded(self, uid: str, revision: str, *, written: bool) -> None:
         """Return once Grafana serves `uid` at `revision`; LoadTimeout or GrafanaError else."""
-        if not written and await self._check(uid, revision):
-            return
+        if not written:
+            found = await self._grafana.get_dashboard(uid)
+            if found is not None and revision_of(found.tags) == revision:
+                return
         reloaded = await self.reload()
-        found = await poll_until(
-            lambda: self._check(uid, revision),
-            timeout=self._timeout,
-            cap=0.25 if reloaded else 0.5,
-        )
-        if not found:
-            raise LoadTimeout(uid, revision, self._timeout, reloaded)
+        waiter = asyncio.get_running_loop().create_future()
+        waiting = self._waiting.setdefault(uid, [])
+        waiting.append((revision, waiter))
+        self._kick.set()
+        if self._watch_task is None or self._watch_task.done():
+            self._watch_task = asyncio.create_task(self._watch(), name="grafana-load-watch")
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), self._timeout)
+        except TimeoutError:
+            raise LoadTimeout(uid, revision, self._timeout, reloaded) from None
+        finally:
+            waiting.remove((revision, waiter))
+            if not waiting and self._waiting.get(uid) is waiting:
+                del self._waiting[uid]
 
-    async def _check(self, uid: str, revision: str) -> bool | None:
-        found = await self._grafana.get_dashboard(uid)
-        return True if found is not None and revision_of(found.tags) == revision else None
+    async def _watch(self) -> None:
+        """Poll Grafana for every waiting dashboard at once, until nobody waits."""
+        delay = POLL_INITIAL
+        while self._waiting:
+            self._kick.clear()
+            uids = list(self._waiting)
+            try:
+                revisions: dict[str, str | None] = {}
+                for start in range(0, len(uids), SEARCH_CHUNK):
+                    hits = await self._grafana.search(uids=uids[start : start + SEARCH_CHUNK])
+                    revisions.update((hit.uid, revision_of(hit.tags)) for hit in hits)
+            except GrafanaError as exc:
+                for waiting in self._waiting.values():
+                    for _, waiter in waiting:
+                        if not waiter.done():
+                            waiter.set_exception(exc)
+                            waiter.add_done_callback(_consume)
+                return
+            for uid, waiting in self._waiting.items():
+                for revision, waiter in waiting:
+                    if revisions.get(uid) == revision and not waiter.done():
+                        waiter.set_result(True)
+            try:  # a new waiter polls now; otherwise back off
+                await asyncio.wait_for(self._kick.wait(), delay)
+                delay = POLL_INITIAL
+            except TimeoutError:
+                delay = min(delay * 1.6, POLL_CAP)
 
     async def reload(self) -> bool:
         """A rescan that starts after this call: True when done, False when not permitted."""
@@ -124,7 +167,7 @@ class Loader:
         )
 
 
-def _consume(future: asyncio.Future[bool]) -> None:
+def _consume(future: asyncio.Future[Any]) -> None:
     """Mark a round's exception as retrieved even if every waiter was cancelled."""
     if not future.cancelled():
         future.exception()

@@ -14,31 +14,43 @@ from shared.ids import validate_device_id
 
 
 class Families(BaseModel):
-    """The exporter's metric family names."""
+    """The exporter's metric family names (services/exporter/families.py)."""
 
     model_config = ConfigDict(frozen=True)
 
+    # per device, labelled {device, hostname}; measured values only while the device is online
     up: str = "pluto_device_up"
-    info: str = "pluto_device_info"  # labels: device, hostname, firmware_version, ...
-    hashrate: str = "pluto_device_hashrate_ghs"
-    hashrate_1m: str = "pluto_device_hashrate_1m_ghs"
-    hashrate_10m: str = "pluto_device_hashrate_10m_ghs"
-    hashrate_1h: str = "pluto_device_hashrate_1h_ghs"
-    power: str = "pluto_device_power_watts"
-    efficiency: str = "pluto_device_efficiency_jth"
-    asic_temp: str = "pluto_device_asic_temp_celsius"
-    vr_temp: str = "pluto_device_vr_temp_celsius"
-    fan_rpm: str = "pluto_device_fan_rpm"
-    fan_percent: str = "pluto_device_fan_percent"
-    core_voltage: str = "pluto_device_core_voltage_volts"
-    core_voltage_actual: str = "pluto_device_core_voltage_actual_volts"
-    input_voltage: str = "pluto_device_voltage_volts"
-    current: str = "pluto_device_current_amps"
-    frequency: str = "pluto_device_frequency_mhz"
-    uptime: str = "pluto_device_uptime_seconds"
-    shares_accepted: str = "pluto_device_shares_accepted_total"
-    shares_rejected: str = "pluto_device_shares_rejected_total"
-    firmware_label: str = "firmware_version"
+    hashrate: str = "pluto_hashrate_ghs"
+    hashrate_1m: str = "pluto_hashrate_1m_ghs"
+    hashrate_10m: str = "pluto_hashrate_10m_ghs"
+    hashrate_1h: str = "pluto_hashrate_1h_ghs"
+    power: str = "pluto_power_watts"
+    efficiency: str = "pluto_efficiency_jth"
+    asic_temp: str = "pluto_asic_temperature_celsius"
+    vr_temp: str = "pluto_vr_temperature_celsius"
+    fan_rpm: str = "pluto_fan_rpm"
+    fan_percent: str = "pluto_fan_speed_percent"
+    core_voltage: str = "pluto_core_voltage_volts"
+    core_voltage_actual: str = "pluto_core_voltage_actual_volts"
+    input_voltage: str = "pluto_input_voltage_volts"
+    current: str = "pluto_input_current_amps"
+    frequency: str = "pluto_frequency_mhz"
+    uptime: str = "pluto_uptime_seconds"
+    shares_accepted: str = "pluto_shares_accepted_total"
+    shares_rejected: str = "pluto_shares_rejected_total"
+
+    # the overview, named as the reference system named it
+    total_hardware: str = "total_hardware"
+    hardware_online: str = "hardware_online"
+    hardware_offline: str = "hardware_offline"
+    total_hashrate: str = "total_hashrate"
+    average_hashrate: str = "average_hashrate"
+    total_power: str = "total_power_watts"
+    total_efficiency: str = "total_efficiency"
+    firmware_distribution: str = "firmware_version_distribution"
+    firmware_label: str = "version"
+    pool_accepted: str = "shares_by_pool_accepted"
+    pool_label: str = "pool"
 
 
 FAMILIES = Families()
@@ -80,19 +92,19 @@ def device_queries(device_id: str, f: Families = FAMILIES) -> dict[str, str]:
 
 
 def overview_queries(f: Families = FAMILIES) -> dict[str, str]:
-    """name -> PromQL for the fleet overview (every one answers even with no device offline)."""
-    per_device_hashrate = f"max by (device) ({f.hashrate})"
+    """name -> PromQL for the fleet overview."""
     return {
-        "devices_total": f"count(max by (device) ({f.up})) or vector(0)",
-        "devices_online": f"sum(max by (device) ({f.up})) or vector(0)",
-        "devices_offline": f"count(max by (device) ({f.up}) == 0) or vector(0)",
-        "total_hashrate": f"sum({per_device_hashrate}) or vector(0)",
-        "average_hashrate": f"avg({per_device_hashrate})",
-        "total_power": f"sum(max by (device) ({f.power})) or vector(0)",
-        "efficiency": (f"sum(max by (device) ({f.power})) / (sum({per_device_hashrate}) / 1000)"),
+        "devices_total": f"sum({f.total_hardware})",
+        "devices_online": f"sum({f.hardware_online})",
+        "devices_offline": f"sum({f.hardware_offline})",
+        "total_hashrate": f"sum({f.total_hashrate})",
+        "average_hashrate": f"avg({f.average_hashrate})",
+        "total_power": f"sum({f.total_power})",
+        "efficiency": f"avg({f.total_efficiency})",
+        "firmware": f"sum by ({f.firmware_label}) ({f.firmware_distribution})",
+        "pool_accepted": f"sum by ({f.pool_label}) ({f.pool_accepted})",
         "hashrate_by_device": f"max by (device, hostname) ({f.hashrate})",
         "max_temp_by_device": f"max by (device, hostname) ({f.asic_temp})",
-        "firmware": f"count by ({f.firmware_label}) ({f.info})",
         "shares_accepted_rate": f"sum(rate({f.shares_accepted}[{RATE_WINDOW}])) * 60",
         "shares_rejected_rate": f"sum(rate({f.shares_rejected}[{RATE_WINDOW}])) * 60",
     }

@@ -175,7 +175,11 @@ class Renderer:
             tags=[*BASE_TAGS, "pluto-overview"],
             description="Pluto fleet overview",
             q=overview_queries(self._families),
-            legend={"hostname": "{{hostname}}", "firmware": "{{" + self._families.firmware_label + "}}"},
+            legend={
+                "hostname": "{{hostname}}",
+                "firmware": "{{" + self._families.firmware_label + "}}",
+                "pool": "{{" + self._families.pool_label + "}}",
+            },
         )
 
     def _render(self, template: str, *, key: str, **context: Any) -> RenderedDashboard:

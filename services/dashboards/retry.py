@@ -1,11 +1,9 @@
-"""Waiting done right: capped backoff, polling a condition against a deadline, saying things once."""
+"""Retrying done right: capped backoff with jitter, and saying a problem once."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -26,28 +24,6 @@ class Backoff:
         exponent = min(max(attempt - 1, 0), 64)
         base = min(self.cap, self.initial * self.factor**exponent)
         return base * (1.0 - self.jitter * random.random())
-
-
-async def poll_until(
-    check: Callable[[], Awaitable[T | None]],
-    *,
-    timeout: float,
-    initial: float = 0.02,
-    cap: float = 0.5,
-) -> T | None:
-    """Call `check` until it returns something (not None) or `timeout` passes; None then."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    delay = initial
-    while True:
-        result = await check()
-        if result is not None:
-            return result
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            return None
-        await asyncio.sleep(min(delay, remaining))
-        delay = min(delay * 1.6, cap)
 
 
 class OnceLog:

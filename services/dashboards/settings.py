@@ -66,7 +66,12 @@ class DashboardsSettings(BusSettings):
 
     # bus and work
     durable: str = Field(default="pluto-dashboards", pattern=r"^[A-Za-z0-9_-]+$")
-    concurrency: int = Field(default=32, ge=1, le=1024, description="events handled at once")
+    concurrency: int = Field(
+        default=256,
+        ge=1,
+        le=4096,
+        description="events in flight at once (most of a flow is waiting for Grafana)",
+    )
     ack_wait: float = Field(default=60.0, gt=1, description="JetStream ack wait, seconds")
     retry_initial: float = Field(default=0.5, gt=0)
     retry_max: float = Field(default=30.0, gt=0, description="cap of the retry backoff")
