@@ -20,6 +20,7 @@ import json
 import re
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import aiohttp
@@ -40,12 +41,14 @@ class AgeObserver:
         self.last: dict[str, float] = {}
         self.count = 0
         self.errors = 0
+        self.error_kinds: Counter[str] = Counter()
 
     async def on_reading(self, msg: nats.aio.msg.Msg) -> None:
         self.last[msg.subject] = time.monotonic()
         self.count += 1
         if b'"ok":false' in msg.data:
             self.errors += 1
+            self.error_kinds[json.loads(msg.data)["error"]] += 1
 
     async def sample_ages(self, subjects: list[str], seconds: float) -> list[float]:
         ages: list[float] = []
@@ -123,9 +126,12 @@ async def main(levels: list[int], measure_s: float, out: Path) -> None:
             p50, p99 = percentile(ages, 50), percentile(ages, 99)
             passed = p99 < 6.0 and errors == 0
             per_1000 = 1000 * cpu / max(polls, 1)
+            kinds = ", ".join(f"{k} {n}" for k, n in observer.error_kinds.items())
+            observer.error_kinds.clear()
             line = (
                 f"{level:>6} devices: {polls / elapsed:8.1f} polls/s, reading age p50 {p50:.2f} s "
-                f"p99 {p99:.2f} s, {errors} error readings, poller CPU {per_1000:.3f} s/1000 polls, "
+                f"p99 {p99:.2f} s, {errors} error readings ({kinds or 'none'}), "
+                f"poller CPU {per_1000:.3f} s/1000 polls, "
                 f"RSS {rss_mib(poller.pid):.0f} MiB -> {'PASS' if passed else 'FAIL'}"
             )
             print(line, flush=True)
