@@ -50,3 +50,23 @@ def test_device_added_rejects_credentials_and_bad_ids() -> None:
         DeviceAdded(id="../etc", url="http://host/", at=time.time())
     with pytest.raises(ValidationError):
         DeviceAdded(id="ok", url="file:///etc/passwd", at=time.time())
+
+
+def test_asyncapi_documents_every_subject_with_its_payload() -> None:
+    import json
+
+    from pluto.contract import asyncapi_json
+
+    spec = json.loads(asyncapi_json())
+    assert spec["asyncapi"].startswith("3.")
+    channels = {c["address"] for c in spec["channels"].values()}
+    assert channels == {
+        "pluto.devices.{id}.added",
+        "pluto.devices.{id}.removed",
+        "pluto.readings.{id}",
+        "pluto.dashboards.{id}.published",
+        "pluto.dashboards.{id}.unpublished",
+    }
+    schemas = spec["components"]["schemas"]
+    assert {"DeviceAdded", "DeviceRemoved", "DeviceReading", "DashboardState"} <= set(schemas)
+    assert "power_watts" in schemas["DeviceReading"]["properties"]

@@ -37,6 +37,8 @@ async def tap(bus_settings: BusSettings) -> AsyncIterator[BusTap]:
     t = await BusTap().start(bus_settings.nats_url)
     yield t
     await t.stop()
+    # Every simulated payload carries stratum and wifi passwords marked SIMSECRET.
+    assert not any(b"SIMSECRET" in data for _, data in t.raw), "a secret reached the bus"
 
 
 def poller_settings(bus_settings: BusSettings) -> PollerSettings:
@@ -183,6 +185,7 @@ FAULTS = [
     ("status", {"code": 500}, ReadingError.HTTP_STATUS),
     ("invalid_json", {}, ReadingError.INVALID_JSON),
     ("oversized", {"size": 1024 * 1024}, ReadingError.BODY_TOO_LARGE),
+    ("oversized", {"size": 1024 * 1024, "chunked": True}, ReadingError.BODY_TOO_LARGE),
     ("slow_body", {"interval": 0.2}, ReadingError.TIMEOUT),
     ("not_object", {}, ReadingError.INVALID_PAYLOAD),
     ("wrong_types", {}, None),
@@ -218,7 +221,6 @@ async def test_every_fault_yields_an_error_or_partial_reading_and_costs_no_other
         gaps = [b - a for a, b in itertools.pairwise(arrivals)]
         # Cadence kept: no gap longer than a jittered interval plus scheduling slack.
         assert max(gaps) < INTERVAL * 1.1 + 0.35, (device_id, gaps)
-    assert not any(b"SIMSECRET" in data for _, data in tap.raw), "a secret reached the bus"
 
 
 HOSTILE = ["../../x", "a\"b{c}'d", "矿机-⛏", "1miner", "h" * 300, "pluto.readings.>", "*"]
@@ -260,3 +262,25 @@ async def test_reboot_resets_counters_and_reads_as_unavailable_meanwhile(
     )
     after = tap.latest(device_id)
     assert after and after.shares_accepted is not None and after.shares_accepted < before.shares_accepted
+
+
+async def test_a_silent_device_is_backed_off_and_recovers(
+    poller: FastStream, registry: Registry, simulator: RunningSimulator, tap: BusTap
+) -> None:
+    simulator.fleet.set_fault("mockaxe1", "status", code=500)
+    failing, healthy = await registry.add(0), await registry.add(1)
+    await wait_for(lambda: tap.count(healthy) >= 16, timeout=30, what="16 polls of the healthy device")
+    # Without backoff both would have about the same count; with it (after 3 failures the
+    # wait doubles up to 2 s = 4 intervals), the failing device is asked far less often.
+    assert all(r.error is ReadingError.HTTP_STATUS for r in tap.readings[failing])
+    assert tap.count(failing) <= tap.count(healthy) // 2, (tap.count(failing), tap.count(healthy))
+
+    simulator.fleet.clear_fault("mockaxe1")
+    await wait_for(
+        lambda: (tap.latest(failing) or tap.readings[failing][0]).ok,
+        timeout=10,
+        what="the device answering again",
+    )
+    mark_failing, mark_healthy = tap.count(failing), tap.count(healthy)
+    await wait_for(lambda: tap.count(healthy) >= mark_healthy + 6, what="six more healthy polls")
+    assert tap.count(failing) >= mark_failing + 4, "cadence not restored after recovery"
