@@ -68,8 +68,8 @@ class NatsServer:
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C goes to `pluto up`, which stops it in order
         )
-        if out is not subprocess.DEVNULL:
-            out.close()
+        if not isinstance(out, int):
+            out.close()  # the child holds its own copy
         await self._wait_ready(ready_timeout)
 
     async def _wait_ready(self, timeout: float) -> None:

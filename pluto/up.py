@@ -19,6 +19,7 @@ from pathlib import Path
 
 import aiohttp
 import nats
+from nats.aio.msg import Msg
 
 from pluto.natsd import NatsServer, free_port
 from pluto.procs import Child, start_module, stop_child
@@ -71,7 +72,7 @@ async def _status_loop(nats_url: str, every_s: float) -> None:
     counts = {"ok": 0, "error": 0}
     seen: set[str] = set()
 
-    async def on_reading(msg: nats.aio.msg.Msg) -> None:
+    async def on_reading(msg: Msg) -> None:
         seen.add(msg.subject)
         counts["ok" if b'"ok":true' in msg.data else "error"] += 1
 
