@@ -243,8 +243,8 @@ class GrafanaClient:
             if exc.is_(404, "notFound") or exc.is_(404, "dashboardNotFound"):
                 return None
             raise
-        if not data:  # some versions answer 200 with an empty body when there is none
-            return None
+        if not isinstance(data, dict) or not data.get("uid"):
+            return None  # some versions answer 200 with an empty body or object when there is none
         return self._model(PublicDashboard, data, "GET", path)
 
     async def create_public(

@@ -29,6 +29,7 @@ from shared.subjects import OVERVIEW_KEY
 TEMPLATES = Path(__file__).parent / "templates"
 REVISION_TAG_PREFIX = "pluto-rev-"
 BASE_TAGS = ("pluto",)
+CACHE_SIZE = 20_000
 TEMP_STEPS = [
     ["blue", None],
     ["green", 30],
@@ -146,6 +147,7 @@ class Renderer:
         templates_dir: Path = TEMPLATES,
     ) -> None:
         self._datasource = {"type": "prometheus", "uid": datasource_uid}
+        self._cache: dict[tuple[str, str], RenderedDashboard] = {}
         self._families = families
         self._env = Environment(
             loader=FileSystemLoader(templates_dir),
@@ -156,6 +158,16 @@ class Renderer:
         )
 
     def device(self, device_id: str, title: str) -> RenderedDashboard:
+        """Rendered once per (device, title): reconcile asks again for every device, often."""
+        key = (device_id, title)
+        found = self._cache.get(key)
+        if found is None:
+            if len(self._cache) >= CACHE_SIZE:
+                self._cache.clear()
+            found = self._cache[key] = self._render_device(device_id, title)
+        return found
+
+    def _render_device(self, device_id: str, title: str) -> RenderedDashboard:
         return self._render(
             "device.json.j2",
             key=device_id,

@@ -67,7 +67,7 @@ class DashboardsSettings(BusSettings):
     # bus and work
     durable: str = Field(default="pluto-dashboards", pattern=r"^[A-Za-z0-9_-]+$")
     concurrency: int = Field(
-        default=256,
+        default=512,
         ge=1,
         le=4096,
         description="events in flight at once (most of a flow is waiting for Grafana)",
