@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import orjson
 
 from shared.models import ReadingError
 
@@ -80,8 +81,12 @@ async def _fetch(session: aiohttp.ClientSession, url: str, max_body_bytes: int) 
                     return FetchFailure(ReadingError.BODY_TOO_LARGE, f"body exceeds {max_body_bytes} bytes")
             body = bytes(chunks)
     try:
-        # The stdlib parser accepts NaN/Infinity, which devices can send; the
-        # normalizer then rejects those fields one by one instead of the whole body.
+        return FetchSuccess(orjson.loads(body))
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        # orjson (3x faster) rejects NaN/Infinity, which devices can send; the stdlib
+        # parser accepts them, and the normalizer then drops those fields one by one.
         return FetchSuccess(json.loads(body))
     except (ValueError, UnicodeDecodeError) as exc:
         # Never quote the body: it may carry secrets.

@@ -87,10 +87,11 @@ def _text(limit: int) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise Invalid
-        text = str(value)
+        text = str(value)[:limit]
         # Carried as data, never as an identifier; only made printable and bounded.
-        text = "".join(ch if ch.isprintable() else "\ufffd" for ch in text)
-        return text[:limit]
+        if not text.isprintable():
+            text = "".join(ch if ch.isprintable() else "\ufffd" for ch in text)
+        return text
 
     return parse
 
