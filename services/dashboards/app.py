@@ -113,10 +113,14 @@ class DashboardsService:
         self._loop_task = asyncio.create_task(self._reconcile_forever(), name="reconcile")
 
     async def stop(self) -> None:
+        """Before the subscriber stops: no new reconcile pass."""
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
+
+    async def close(self) -> None:
+        """After the subscriber stopped: nobody uses Grafana any more."""
         await self.loader.close()
         await self.grafana.close()
 
@@ -282,6 +286,7 @@ def create_app(settings: DashboardsSettings | None = None) -> FastStream:
         on_startup=[service.start],
         after_startup=[service.started],
         on_shutdown=[service.stop],
+        after_shutdown=[service.close],
         logger=log,
     )
     app.context.set_global(SERVICE_CONTEXT_KEY, service)

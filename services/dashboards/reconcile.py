@@ -89,9 +89,9 @@ class Reconciler:
             set(files) | set(publics) | {naming.uid_of(k) for k, s in states.items() if s.kind == "published"}
         )
         for uid in leftovers:
-            key = naming.key_of(uid)
-            if key is not None and key not in wanted:
-                drift.add(key)
+            gone = naming.key_of(uid)
+            if gone is not None and gone not in wanted:
+                drift.add(gone)
                 if uid in publics:  # by its own uid: the dashboard itself may be gone already
                     await self._grafana.delete_public(uid, publics[uid].uid)
 

@@ -60,7 +60,7 @@ class Registry:
             msg = await self._js.get_last_msg(streams.DEVICES, f"pluto.devices.{device_id}.*")
         except NotFoundError:
             return None
-        return Latest(seq=msg.seq or 0, event=parse_event(msg.subject, msg.data or b""))
+        return Latest(seq=msg.seq or 0, event=parse_event(msg.subject or "", msg.data or b""))
 
     async def devices(self) -> dict[str, DeviceAdded]:
         """Every registered device (its newest event is `added`)."""

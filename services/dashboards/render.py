@@ -30,15 +30,15 @@ TEMPLATES = Path(__file__).parent / "templates"
 REVISION_TAG_PREFIX = "pluto-rev-"
 BASE_TAGS = ("pluto",)
 CACHE_SIZE = 20_000
-TEMP_STEPS = [
-    ["blue", None],
-    ["green", 30],
-    ["light-green", 40],
-    ["yellow", 50],
-    ["orange", 60],
-    ["red", 70],
-    ["dark-red", 80],
-]
+TEMP_STEPS = (  # a colour step every 10 °C
+    ("blue", None),
+    ("green", 30),
+    ("light-green", 40),
+    ("yellow", 50),
+    ("orange", 60),
+    ("red", 70),
+    ("dark-red", 80),
+)
 
 
 class RenderError(ValueError):
@@ -227,6 +227,6 @@ class Renderer:
             uid=uid,
             title=checked.title,
             revision=revision,
-            text=json.dumps(doc, indent=2, ensure_ascii=False) + "\n",
+            text=json.dumps(doc, ensure_ascii=False) + "\n",  # the C encoder: indent costs 3x
             exprs=tuple(t.expr for p in checked.panels for t in p.targets),
         )

@@ -350,7 +350,7 @@ class GrafanaDouble:
                     "isEnabled": public.is_enabled,
                 }
             )
-        items.sort(key=lambda i: (i["title"].casefold(), i["uid"]))
+        items.sort(key=lambda i: (str(i["title"]).casefold(), str(i["uid"])))
         chunk = items[(page - 1) * per_page : page * per_page]
         return _json(
             200, {"publicDashboards": chunk, "totalCount": len(items), "page": page, "perPage": per_page}
@@ -490,7 +490,7 @@ class GrafanaDouble:
             return _pd_error(400, "panelIdInvalid", "invalid panel id")
         for panel in dashboard.data.get("panels", []):
             if isinstance(panel, dict) and panel.get("id") == panel_id:
-                results = {
+                results: dict[str, Any] = {
                     t.get("refId", "A"): {"status": 200, "frames": [], "expr": t.get("expr")}
                     for t in panel.get("targets", [])
                     if isinstance(t, dict)
