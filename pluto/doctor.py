@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 import aiohttp
 import nats
@@ -224,6 +225,17 @@ class Doctor:
         async def quiet(exc: Exception) -> None:  # nats-py prints a traceback per attempt otherwise
             return None
 
+        refused = await _tcp_refused(url, self.config.timeout)
+        if refused:
+            self.report.add(
+                FAIL,
+                "nats",
+                f"cannot connect to {url}: {refused}",
+                "is NATS running and is PLUTO_NATS_URL right? (compose: nats://nats:4222; "
+                "`docker compose ps nats`)",
+            )
+            self.report.add(SKIP, "streams", "NATS not reachable")
+            return
         try:
             async with asyncio.timeout(self.config.timeout):
                 client = await nats.connect(
@@ -245,9 +257,10 @@ class Doctor:
             self.report.add(SKIP, "streams", "NATS not reachable")
             return
         try:
-            version = client.connected_server_version
+            server = client.connected_server_version
+            version = f"{server.major}.{server.minor}.{server.patch}"
             self.report.add(PASS, "nats", f"connected to {url} (nats-server {version})")
-            await self._check_streams(client.jetstream())
+            await self._check_streams(client.jetstream(timeout=self.config.timeout))
         finally:
             await client.close()
 
@@ -256,7 +269,7 @@ class Doctor:
         counts: dict[str, int] = {}
         for name in (streams.DEVICES, streams.READINGS, streams.DASHBOARDS):
             try:
-                info = await js.stream_info(name, timeout=self.config.timeout)
+                info = await js.stream_info(name)
             except NotFoundError:
                 missing.append(name)
             except Exception as exc:
@@ -319,7 +332,7 @@ class Doctor:
 
     async def _check_consumer(self, js: JetStreamContext) -> None:
         try:
-            info = await js.consumer_info(streams.DEVICES, self.config.durable, timeout=self.config.timeout)
+            info = await js.consumer_info(streams.DEVICES, self.config.durable)
         except NotFoundError:
             self.report.add(
                 WARN,
@@ -589,6 +602,24 @@ class Doctor:
             )
         elif page.status == 200:
             self.report.add(PASS, "embedding", "the public page may be framed")
+
+
+async def _tcp_refused(url: str, timeout: float) -> str | None:
+    """Why the first server of a NATS URL list refuses a TCP connection (None: it accepts).
+
+    nats-py retries a refused connection until its timeout; this answers at once.
+    """
+    first = urlsplit(url.split(",")[0].strip())
+    host, port = first.hostname or "127.0.0.1", first.port or 4222
+    try:
+        async with asyncio.timeout(timeout):
+            _, writer = await asyncio.open_connection(host, port)
+    except (OSError, TimeoutError) as exc:
+        return _describe(exc)
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return None
 
 
 def _describe(exc: BaseException) -> str:
