@@ -12,6 +12,7 @@ import aiohttp
 import nats
 from aiohttp import web
 from nats.js import JetStreamContext
+from yarl import URL
 
 from services.api.app import create_app
 from services.api.appkeys import VIEWS
@@ -94,11 +95,13 @@ class Client:
         self.base_url = base_url
         self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
 
-    async def request(self, method: str, path: str, **kwargs: Any) -> Answer:
-        async with self._session.request(method, self.base_url + path, allow_redirects=False, **kwargs) as r:
+    async def request(self, method: str, path: str | URL, **kwargs: Any) -> Answer:
+        """`path` is appended to the base URL; a full `URL` (e.g. `encoded=True`) is sent as it is."""
+        target = path if isinstance(path, URL) else self.base_url + path
+        async with self._session.request(method, target, allow_redirects=False, **kwargs) as r:
             return Answer(r.status, r.headers, await r.read())
 
-    async def get(self, path: str, **kwargs: Any) -> Answer:
+    async def get(self, path: str | URL, **kwargs: Any) -> Answer:
         return await self.request("GET", path, **kwargs)
 
     async def post(self, path: str, **kwargs: Any) -> Answer:

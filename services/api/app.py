@@ -13,10 +13,13 @@ when configured, a `/grafana/` reverse proxy that keeps Grafana's auth proxy saf
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from faststream.nats import NatsBroker
+from nats.errors import Error as NatsError
 
 from services.api import openapi, proxy, routes_dashboards, routes_devices, routes_page, routes_status
 from services.api.appkeys import BROKER, OPENAPI, PROBE_HTTP, PROXY_HTTP, SETTINGS, STATIC, TOKEN, VIEWS
@@ -57,17 +60,51 @@ def document(settings: ApiSettings) -> dict[str, object]:
     )
 
 
+async def _connect(app: web.Application) -> None:
+    """Connect (retrying until NATS is there), then replay the streams into the views."""
+    broker, settings = app[BROKER], app[SETTINGS]
+    delay = 0.5
+    while True:
+        try:
+            await prepare_bus(broker)
+            break
+        except (NatsError, OSError, TimeoutError) as exc:
+            if delay == 0.5:  # said once; readiness says it for as long as it lasts
+                log.warning(
+                    "api: waiting for NATS at %s (%s); /readyz answers 503 meanwhile",
+                    settings.nats_url,
+                    type(exc).__name__,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    await app[VIEWS].start(jetstream(broker))
+    log.info(
+        "api: connected to NATS at %s; replaying the registry, readings and dashboards", settings.nats_url
+    )
+
+
 async def _bus(app: web.Application) -> AsyncIterator[None]:
-    """Connect, replay the streams into the views, follow them; undo in reverse."""
-    broker = app[BROKER]
-    await prepare_bus(broker)
+    """Serve at once; connect and follow the streams in the background; undo in reverse."""
+    connecting = asyncio.create_task(_connect(app), name="api-connect")
     try:
-        await app[VIEWS].start(jetstream(broker))
-        log.info("api: following the registry, readings and dashboards on %s", app[SETTINGS].nats_url)
         yield
     finally:
+        connecting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await connecting
         await app[VIEWS].stop()
+        await _disconnect(app[BROKER])
+
+
+async def _disconnect(broker: NatsBroker) -> None:
+    """Drain the connection; while NATS is away, draining is refused, so just close it."""
+    client = broker.connection if broker.config.connection_state else None
+    try:
         await broker.stop()
+    except NatsError as exc:
+        log.info("api: NATS connection closed without draining (%s)", type(exc).__name__)
+        if client is not None:
+            await client.close()
 
 
 async def _http_clients(app: web.Application) -> AsyncIterator[None]:

@@ -9,9 +9,18 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, UrlConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    UrlConstraints,
+    WithJsonSchema,
+    field_validator,
+)
 
-from shared.ids import DeviceId
+from shared.ids import validate_device_id
 from shared.models import DeviceReading, LabelKey, LabelValue, ReadingError
 
 # --- queries -------------------------------------------------------------------------
@@ -49,7 +58,17 @@ class ThemeQuery(_Query):
 
 # --- bodies --------------------------------------------------------------------------
 
-DeviceUrl = Annotated[AnyHttpUrl, UrlConstraints(max_length=2048, allowed_schemes=["http", "https"])]
+# The JSON Schema says as much of the rules as a schema can: the validators below are the authority.
+DEVICE_ID_PATTERN = r"^[a-z0-9](?:[a-z0-9_-]{0,30}[a-z0-9])?$"
+URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#@\\]+(/[^\s?#\\]*)?$"
+PRINTABLE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"
+
+DeviceUrl = Annotated[
+    AnyHttpUrl,
+    UrlConstraints(max_length=2048, allowed_schemes=["http", "https"]),
+    WithJsonSchema({"type": "string", "format": "uri", "maxLength": 2048, "pattern": URL_PATTERN}),
+]
+BodyDeviceId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN), AfterValidator(validate_device_id)]
 
 
 class RegisterDevice(BaseModel):
@@ -58,14 +77,20 @@ class RegisterDevice(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: DeviceUrl = Field(description="the device's base URL, e.g. `http://192.168.1.50`")
-    id: DeviceId | None = Field(
+    id: BodyDeviceId | None = Field(
         default=None,
         description="device id; default: the MAC the device reports, else derived from the URL",
     )
     hostname: str | None = Field(
-        default=None, min_length=1, max_length=256, description="default: what the device reports"
+        default=None,
+        min_length=1,
+        max_length=256,
+        pattern=PRINTABLE_PATTERN,
+        description="default: what the device reports",
     )
-    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=32)
+    labels: dict[LabelKey, LabelValue] = Field(
+        default_factory=dict, max_length=32, json_schema_extra={"additionalProperties": False}
+    )
 
     @field_validator("url")
     @classmethod
@@ -75,13 +100,6 @@ class RegisterDevice(BaseModel):
         if url.query or url.fragment:
             raise ValueError("the URL must not carry a query or a fragment")
         return url
-
-    @field_validator("hostname")
-    @classmethod
-    def _printable(cls, hostname: str | None) -> str | None:
-        if hostname is not None and not hostname.isprintable():
-            raise ValueError("the hostname must be printable text")
-        return hostname
 
 
 # --- answers -------------------------------------------------------------------------

@@ -126,6 +126,8 @@ def _response(reply: Reply, refs: dict[tuple[type[BaseModel], Mode], Any]) -> di
         if reply.array:
             schema = {"type": "array", "items": schema}
         answer["content"] = {reply.media_type: {"schema": schema}}
+    elif reply.media_type == "*/*":
+        answer["content"] = {reply.media_type: {"schema": {}}}  # anything: a proxied answer
     elif reply.media_type != "application/json":
         answer["content"] = {reply.media_type: {"schema": {"type": "string"}}}
     for media_type in reply.also:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from services.api.models import DEVICE_ID_PATTERN
 from services.api.openapi import PathParam
 from services.api.problems import FieldError, Problem
 from shared.ids import DEVICE_ID_MAX_LENGTH, is_device_id
@@ -11,7 +12,7 @@ from shared.ids import DEVICE_ID_MAX_LENGTH, is_device_id
 DEVICE_ID = PathParam(
     "device_id",
     "device id: 1-32 characters of a-z, 0-9, '-' and '_', starting and ending with a letter or digit",
-    {"type": "string", "minLength": 1, "maxLength": DEVICE_ID_MAX_LENGTH},
+    {"type": "string", "pattern": DEVICE_ID_PATTERN},
 )
 
 

@@ -16,6 +16,7 @@ from collections.abc import Awaitable
 
 from aiohttp import web
 from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
 from pydantic import ValidationError
 
 from services.api import fleet
@@ -130,7 +131,7 @@ async def register_device(request: web.Request) -> web.Response:
     settings, views = request.app[SETTINGS], request.app[VIEWS]
     url = str(body.url)
     identity = None
-    if body.id is None or body.hostname is None:
+    if settings.probe and (body.id is None or body.hostname is None):
         identity = await identify(request.app[PROBE_HTTP], url, settings.probe_timeout)
     mac = identity.mac if identity is not None else None
     try:
@@ -158,7 +159,7 @@ async def register_device(request: web.Request) -> web.Response:
                 f"under that id",
             )
         existed = event.id in views.devices
-        await _publish(publish_added(jetstream(request.app[BROKER]), event))
+        await _publish(publish_added(_jetstream(request), event))
         seen = await views.wait_until(lambda: views.devices.get(event.id) == event, settings.register_wait)
     log.info("device %s %s (%s) through the API", event.id, "updated" if existed else "registered", url)
     if not seen:
@@ -177,10 +178,17 @@ async def remove_device(request: web.Request) -> web.Response:
     views = request.app[VIEWS]
     if device_id not in views.devices:
         raise Problem(404, "device_not_found", f"no device {device_id!r} is registered")
-    await _publish(publish_removed(jetstream(request.app[BROKER]), device_id))
+    await _publish(publish_removed(_jetstream(request), device_id))
     await views.wait_until(lambda: device_id not in views.devices, request.app[SETTINGS].register_wait)
     log.info("device %s removed through the API", device_id)
     return web.Response(status=204)
+
+
+def _jetstream(request: web.Request) -> JetStreamContext:
+    broker = request.app[BROKER]
+    if not broker.config.connection_state:
+        raise Problem(503, "bus_unavailable", "the gateway is not connected to NATS yet; try again")
+    return jetstream(broker)
 
 
 async def _publish(publishing: Awaitable[None]) -> None:

@@ -45,6 +45,9 @@ class ApiSettings(BusSettings):
     offline_after: float = Field(
         default=15.0, gt=0, description="a device without a good reading for this long is offline"
     )
+    probe: bool = Field(
+        default=True, description="ask a registering device for its MAC and hostname when they are not given"
+    )
     probe_timeout: float = Field(
         default=2.0, gt=0, le=30, description="seconds to ask a registering device for its MAC"
     )

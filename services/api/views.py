@@ -18,11 +18,13 @@ once each replay has delivered what its stream held when the gateway started.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 from pydantic import ValidationError
@@ -72,7 +74,8 @@ class Views:
 
     async def stop(self) -> None:
         for subscription in self._subscriptions:
-            await subscription.unsubscribe()
+            with contextlib.suppress(NatsError):  # NATS may be gone: nothing left to undo there
+                await subscription.unsubscribe()
         self._subscriptions = []
 
     @property
