@@ -58,6 +58,13 @@ def make_reading(device_id: str, t: float | None = None, **fields: Any) -> Devic
     return DeviceReading(**values)
 
 
+def nan_reading_json(device_id: str, attr: str) -> bytes:
+    """A reading whose `attr` is the JSON extension `NaN` (pydantic would write null)."""
+    data = make_reading(device_id, **{attr: 1.0}).model_dump_json()
+    assert f'"{attr}":1.0' in data
+    return data.replace(f'"{attr}":1.0', f'"{attr}":NaN').encode()
+
+
 def error_reading(device_id: str, t: float | None = None) -> DeviceReading:
     t = time.time() if t is None else t
     return DeviceReading(device_id=device_id, ok=False, error="timeout",
@@ -136,8 +143,10 @@ class Bus:
         await self.js.publish(subjects.device_removed(device_id), event.model_dump_json().encode())
 
 
-@pytest.fixture
-async def bus(bus_settings: BusSettings) -> AsyncIterator[Bus]:
+# Fixtures are registered under their `name`; test modules import the function
+# (`bus_fixture`) and ask for the name (`bus`), so nothing shadows anything.
+@pytest.fixture(name="bus")
+async def bus_fixture(bus_settings: BusSettings) -> AsyncIterator[Bus]:
     nc = await nats.connect(bus_settings.nats_url)
     await ensure_streams(nc.jetstream())
     yield Bus(nc)
@@ -147,8 +156,8 @@ async def bus(bus_settings: BusSettings) -> AsyncIterator[Bus]:
 ExporterFactory = Callable[..., Awaitable[ExporterApp]]
 
 
-@pytest.fixture
-async def start_exporter(bus_settings: BusSettings) -> AsyncIterator[ExporterFactory]:
+@pytest.fixture(name="start_exporter")
+async def start_exporter_fixture(bus_settings: BusSettings) -> AsyncIterator[ExporterFactory]:
     """Start exporters on the test's NATS (ready when returned); all stopped at teardown."""
     apps: list[ExporterApp] = []
 

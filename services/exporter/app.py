@@ -179,6 +179,8 @@ class ExporterApp:
 
     async def _replay_quietly(self) -> None:
         try:
+            assert self._nc is not None
+            await ensure_streams(self._nc.jetstream())  # a restarted server lost the memory stream
             await self._replay()
         except Exception as exc:  # the live subscriptions carry on regardless
             log.warning("replay after reconnect failed: %s", exc)

@@ -31,7 +31,10 @@ class ExporterSettings(BusSettings):
     host: str = Field(default="0.0.0.0", description="address /metrics listens on")
     port: int = Field(default=9110, ge=0, le=65535, description="0 picks a free port")
     poll_interval: float = Field(
-        default=5.0, gt=0, description="the poller's interval, seconds (offline_after's unit)"
+        default=5.0, gt=0,
+        # The poller's own setting counts too, so one variable sets the fleet's cadence.
+        validation_alias=AliasChoices("PLUTO_EXPORTER_POLL_INTERVAL", "PLUTO_POLLER_INTERVAL_S"),
+        description="the poller's interval, seconds (offline_after's unit)",
     )
     offline_after_polls: float = Field(
         default=3.0, gt=0,
