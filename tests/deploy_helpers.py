@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic_settings import BaseSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -139,3 +140,19 @@ def prometheus_config() -> Path | None:
         if path.exists():
             return path
     return None
+
+
+def known_env_names(cls: type[BaseSettings]) -> set[str]:
+    """The environment variables a settings class reads (its fields with prefix or aliases)."""
+    prefix = cls.model_config.get("env_prefix", "")
+    names = set()
+    for field_name, info in cls.model_fields.items():
+        alias = info.validation_alias
+        choices = getattr(alias, "choices", None)
+        if choices:
+            names.update(str(c).upper() for c in choices if isinstance(c, str))
+        elif isinstance(alias, str):
+            names.add(alias.upper())
+        else:
+            names.add(f"{prefix}{field_name}".upper())
+    return names

@@ -29,6 +29,7 @@ from tests.deploy_helpers import (
     SEED_NAMES,
     compose_path,
     compose_schema,
+    known_env_names,
     load_compose,
     prometheus_config,
     promtool_binary,
@@ -191,21 +192,6 @@ def test_service_environment_names_are_real_settings(env: str) -> None:
             for key, value in environment.items():
                 mp.setenv(key, value)
             cls()  # the values parse
-
-
-def known_env_names(cls: type[BaseSettings]) -> set[str]:
-    prefix = cls.model_config.get("env_prefix", "")
-    names = set()
-    for field_name, info in cls.model_fields.items():
-        alias = info.validation_alias
-        choices = getattr(alias, "choices", None)
-        if choices:
-            names.update(str(c).upper() for c in choices if isinstance(c, str))
-        elif isinstance(alias, str):
-            names.add(alias.upper())
-        else:
-            names.add(f"{prefix}{field_name}".upper())
-    return names
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
