@@ -80,13 +80,18 @@ def row(label: str, value: str, baseline_label: str, baseline: str, ratio: str) 
 # --- ingest ---------------------------------------------------------------------------
 
 
-async def _bare_subscriber(url: str, expected: int) -> None:
-    """The ceiling: count messages, keep nothing. Prints one JSON line when done."""
+async def _subscriber(kind: str, url: str, expected: int) -> None:
+    """A counting subscriber process. Prints "ready", then one JSON line when done.
+
+    `bare`: nats-py, parse nothing, keep nothing (the ceiling). `faststream`: the
+    idiomatic FastStream handler (`async def handle(reading: DeviceReading)`), to
+    show why the exporter uses nats-py directly.
+    """
     nc = await nats.connect(url)
     count, first, last = 0, 0.0, 0.0
     done = asyncio.Event()
 
-    async def cb(msg: object) -> None:
+    def seen() -> None:
         nonlocal count, first, last
         last = time.time()
         if count == 0:
@@ -95,9 +100,23 @@ async def _bare_subscriber(url: str, expected: int) -> None:
         if count >= expected:
             done.set()
 
-    await nc.subscribe("pluto.readings.*", cb=cb, pending_msgs_limit=10_000_000,
-                       pending_bytes_limit=-1)
-    await nc.flush()
+    async def cb(msg: object) -> None:
+        seen()
+
+    if kind == "bare":
+        await nc.subscribe("pluto.readings.*", cb=cb, pending_msgs_limit=10_000_000,
+                           pending_bytes_limit=-1)
+        await nc.flush()
+    else:
+        from faststream.nats import NatsBroker
+
+        broker = NatsBroker(url, logger=None)
+
+        @broker.subscriber("pluto.readings.*")
+        async def handle(reading: DeviceReading) -> None:
+            seen()
+
+        await broker.start()
     print("ready", flush=True)
     # Not every message may arrive (slow consumer): stop when nothing came for a while.
     while not done.is_set():
@@ -130,7 +149,7 @@ async def bench_ingest(devices: int, messages: int, workdir: Path) -> dict[str, 
             sys.executable, "-m", "services.exporter", cwd=ROOT, env=env
         )
         bare = await asyncio.create_subprocess_exec(
-            sys.executable, THIS_FILE, "--bare-subscriber", server.url, str(messages),
+            sys.executable, THIS_FILE, "--subscriber", "bare", server.url, str(messages),
             cwd=ROOT, stdout=asyncio.subprocess.PIPE,
         )
         assert bare.stdout is not None
@@ -299,7 +318,47 @@ def bench_render(devices: int, repeat: int) -> dict[str, float]:
 # --- main -----------------------------------------------------------------------------------
 
 
-async def main(quick: bool) -> int:
+async def bench_faststream(messages: int, workdir: Path) -> dict[str, float]:
+    """FastStream's idiomatic subscriber beside a bare nats-py one, same messages."""
+    server = NatsServer(workdir / "nats", log_file=workdir / "nats.log")
+    await server.start()
+    procs: list[asyncio.subprocess.Process] = []
+    try:
+        nc = await nats.connect(server.url, pending_size=256 * 1024 * 1024)
+        await ensure_streams(nc.jetstream())
+        for kind in ("faststream", "bare"):
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, THIS_FILE, "--subscriber", kind, server.url, str(messages),
+                cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+            )
+            procs.append(proc)
+            assert proc.stdout is not None
+            line = await proc.stdout.readline()
+            assert line.strip() == b"ready", line
+        t0 = time.time() - messages
+        for i in range(messages):
+            await nc.publish(f"pluto.readings.bench-{i % 1000:05d}",
+                             reading(i % 1000, t0 + i).model_dump_json().encode())
+            if i % 2000 == 0:
+                await asyncio.sleep(0)
+        await nc.flush()
+        rates = {}
+        for kind, proc in zip(("faststream", "bare"), procs, strict=True):
+            out, _ = await asyncio.wait_for(proc.communicate(), 120)
+            result = json.loads(out.decode().strip().splitlines()[-1])
+            rates[kind] = (result["count"] - 1) / max(result["last"] - result["first"], 1e-9)
+            rates[f"{kind}_count"] = result["count"]
+        await nc.close()
+        return rates
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.terminate()
+                await proc.wait()
+        server.stop()
+
+
+async def main(quick: bool, faststream: bool = False) -> int:
     devices, messages = (1_000, 20_000) if quick else (10_000, 50_000)
     failures: list[str] = []
     started = time.perf_counter()
@@ -344,6 +403,14 @@ async def main(quick: bool) -> int:
             if r["median"] >= r["b_median"]:
                 failures.append("render not faster than the Gauge baseline")
 
+    if faststream:
+        with tempfile.TemporaryDirectory(prefix="bench-faststream-") as tmp:
+            fs = await bench_faststream(10_000, Path(tmp))
+        print("\nwhy nats-py: the idiomatic FastStream subscriber on the same messages")
+        row("FastStream handler, readings/s", f"{fs['faststream']:,.0f}",
+            "bare nats-py subscriber /s", f"{fs['bare']:,.0f}",
+            f"ratio {fs['faststream'] / fs['bare']:.2f}")
+
     print(f"\ntargets: ingest >= {TARGET_INGEST:,}/s, render at 10,000 devices < "
           f"{TARGET_RENDER_S:g} s and faster than the baseline; "
           f"run took {time.perf_counter() - started:.0f} s")
@@ -356,13 +423,16 @@ async def main(quick: bool) -> int:
 def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1,000 devices, fewer messages")
-    parser.add_argument("--bare-subscriber", nargs=2, metavar=("URL", "COUNT"),
+    parser.add_argument("--faststream", action="store_true",
+                        help="also measure a FastStream subscriber against a bare one")
+    parser.add_argument("--subscriber", nargs=3, metavar=("KIND", "URL", "COUNT"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.bare_subscriber:
-        asyncio.run(_bare_subscriber(args.bare_subscriber[0], int(args.bare_subscriber[1])))
+    if args.subscriber:
+        kind, url, count = args.subscriber
+        asyncio.run(_subscriber(kind, url, int(count)))
         return
-    sys.exit(asyncio.run(main(args.quick)))
+    sys.exit(asyncio.run(main(args.quick, args.faststream)))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -388,3 +389,20 @@ def test_an_empty_fleet_reads_zero() -> None:
     for name in ("total_hardware", "hardware_online", "hardware_offline", "total_hashrate",
                  "average_hashrate", "total_power_watts"):
         assert value(samples, name) == 0, name
+
+
+# --- the docs --------------------------------------------------------------------------------
+
+
+def test_the_docs_list_exactly_the_exported_families_and_per_host_names() -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "exporter.md").read_text()
+    section = text.split("<!-- metrics -->")[1].split("<!-- /metrics -->")[0]
+    documented = set(re.findall(r"^\| `([a-z_][a-z0-9_]*)", section, re.MULTILINE))
+    exported = (
+        {m.name for m in fam.MEASURES} | {c.name for c in fam.COUNTS}
+        | {name for name, _, _ in fam.DEVICE_FAMILIES} | set(fam.OVERVIEW_NAMES)
+        | {name for name, _, _ in fam.SELF_FAMILIES}
+    )
+    assert documented == exported
+    for suffix in fam.HOST_SUFFIXES:
+        assert f"`{{host}}{suffix}`" in section, suffix
