@@ -98,12 +98,12 @@ def names(samples: Samples) -> set[str]:
 
 
 async def wait_for(
-    condition: Callable[[], Awaitable[T]], *, timeout: float = 10.0, what: str = "condition"
+    condition: Callable[[], Awaitable[T | None]], *, timeout: float = 10.0, what: str = "condition"
 ) -> T:
     """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     delay = 0.02
-    last: T = await condition()
+    last = await condition()
     while not last:
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})")

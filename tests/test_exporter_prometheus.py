@@ -117,11 +117,10 @@ async def test_prometheus_answers_every_family_and_name_with_the_served_values(
     # Every labelled family, per device; no value where the device sent none.
     for m in fam.MEASURES:
         got = await values(prometheus, m.name)
-        want = {r.device_id: expected_measures(r).get(m.name) for r in readings}
+        served = {r.device_id: expected_measures(r).get(m.name) for r in readings}
         if m.attr == "efficiency_jth":  # derived where absent, undefined at 0 GH/s
-            want["beta"] = None
-        want = {d: v for d, v in want.items() if v is not None}
-        assert got == pytest.approx(want), m.name
+            served["beta"] = None
+        assert got == pytest.approx({d: v for d, v in served.items() if v is not None}), m.name
     for c in fam.COUNTS:
         got = await values(prometheus, c.name)
         assert got == {r.device_id: getattr(r, c.attr) for r in readings}, c.name
@@ -141,9 +140,9 @@ async def test_prometheus_answers_every_family_and_name_with_the_served_values(
         by_suffix |= {c.host_suffix: getattr(r, c.attr) for c in fam.COUNTS if c.host_suffix}
         if r.device_id == "beta":
             by_suffix["_efficiency"] = None
-        for suffix, want in by_suffix.items():
-            got = await scalar(prometheus, f"{prefixes[r.device_id]}{suffix}")
-            assert got == (pytest.approx(want) if want is not None else None), suffix
+        for suffix, served in by_suffix.items():
+            answer = await scalar(prometheus, f"{prefixes[r.device_id]}{suffix}")
+            assert answer == (pytest.approx(served) if served is not None else None), suffix
 
     # The overview, from the recording rules; the exporter's own copy is dropped at scrape.
     hashrates = [3050.5, 0.0, 750.0]

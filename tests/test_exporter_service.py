@@ -14,6 +14,7 @@ from services.exporter.settings import ExporterSettings
 from tests.exporter_helpers import (  # noqa: F401 - the fixtures are used by name
     Bus,
     ExporterFactory,
+    Samples,
     bus_fixture,
     error_reading,
     make_reading,
@@ -31,7 +32,7 @@ async def test_readings_on_the_bus_appear_on_metrics(bus: Bus, start_exporter: E
     await bus.reading(make_reading("dev-a", hostname="bitaxe-a", power_watts=14.25))
     await bus.reading(make_reading("dev-b", hostname="bitaxe-b", power_watts=0.0))
 
-    async def both() -> object:
+    async def both() -> Samples | None:
         samples = await scrape(app)
         return samples if value(samples, "total_hardware") == 2 else None
 
@@ -96,7 +97,7 @@ async def test_bad_messages_cost_no_other_device_and_are_logged_once(
     await bus.raw("pluto.readings.good2", nan_reading_json("good2", "power_watts"))
     await bus.reading(make_reading("good3"))
 
-    async def settled() -> object:
+    async def settled() -> Samples | None:
         samples = await scrape(app)
         return samples if value(samples, "total_hardware") == 3 else None
 

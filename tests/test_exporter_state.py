@@ -22,9 +22,13 @@ NOW = 1_800_000_000.0
 VALID_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 
 
-def fleet(offline_after: float = 15.0, **collector: bool) -> tuple[FleetState, FleetCollector]:
+def fleet(
+    offline_after: float = 15.0, per_host_names: bool = True, overview: bool = True
+) -> tuple[FleetState, FleetCollector]:
     state = FleetState(offline_after=offline_after, forget_after=3600)
-    return state, FleetCollector(state, process_metrics=False, **collector)
+    collector = FleetCollector(state, per_host_names=per_host_names, overview=overview,
+                               process_metrics=False)
+    return state, collector
 
 
 def apply(state: FleetState, reading, received_at: float | None = None) -> None:  # type: ignore[no-untyped-def]

@@ -200,10 +200,10 @@ class FleetCollector:
         out.append(_header(name, "gauge", helps[name]))
         out.extend(f'{name}{{version="{escape_label(v)}"}} {n}\n' for v, n in versions.items())
         for i, name in ((ACCEPTED, "shares_by_pool_accepted"), (REJECTED, "shares_by_pool_rejected")):
-            by_pool: Counter[str] = Counter()
+            by_pool: dict[str, float] = {}
             for d in devices:
                 if (v := d.counts[i]) is not None:
-                    by_pool[d.pool] += v
+                    by_pool[d.pool] = by_pool.get(d.pool, 0.0) + v
             out.append(_header(name, "gauge", helps[name]))
             out.extend(f'{name}{{pool="{escape_label(p)}"}} {v}\n' for p, v in by_pool.items())
 
