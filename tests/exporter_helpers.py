@@ -22,7 +22,10 @@ from shared.models import DeviceAdded, DeviceReading, DeviceRemoved
 from shared.settings import BusSettings
 from shared.streams import ensure_streams
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
 T = TypeVar("T")
 
 
@@ -31,7 +34,7 @@ def require_binary(name: str) -> str:
     path = shutil.which(name)
     if path is None:
         message = f"{name} not on PATH (Debian package `prometheus` brings prometheus and promtool)"
-        if IN_CI:
+        if in_ci():
             pytest.fail(f"CI=true and {message}")
         pytest.skip(message)
     return path

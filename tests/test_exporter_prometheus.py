@@ -292,6 +292,18 @@ async def test_promtool_accepts_the_config_and_the_rules(tmp_path: Path) -> None
     assert code == 0, out
 
 
+def test_without_prometheus_ci_fails_and_elsewhere_skips(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing there
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        require_binary("prometheus")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        require_binary("promtool")
+
+
 async def test_prometheus_process_starts_reports_its_url_and_stops(tmp_path: Path) -> None:
     require_binary("prometheus")
     prometheus = PrometheusProcess(["127.0.0.1:1"])

@@ -102,7 +102,7 @@ class FleetState:
         self.first_reading_at: float | None = None
         self.last_reading_at: float | None = None
         self._logged_subjects: set[str] = set()
-        self._logged_fields: set[tuple[str, str]] = set()
+        self._logged_fields: dict[str, set[str]] = {}  # device id -> fields logged
 
     # --- readings ---------------------------------------------------------
 
@@ -261,7 +261,7 @@ class FleetState:
 
     def _forget(self, device_id: str) -> None:
         self.devices.pop(device_id, None)
-        self._logged_fields = {k for k in self._logged_fields if k[0] != device_id}
+        self._logged_fields.pop(device_id, None)
 
     # --- bad input --------------------------------------------------------
 
@@ -286,9 +286,9 @@ class FleetState:
     def _count_invalid(self, device: Device, name: str, subject: str, why: str) -> None:
         name = name[:64]  # a field name comes from the producer: bound the label
         device.invalid_fields[name] = device.invalid_fields.get(name, 0) + 1
-        key = (device.device_id, name)
-        if key not in self._logged_fields:
-            self._logged_fields.add(key)
+        logged = self._logged_fields.setdefault(device.device_id, set())
+        if name not in logged:
+            logged.add(name)
             log.warning(
                 "device %s (hostname %r, subject %s): field %s %s; the other fields are kept; "
                 "counted in pluto_reading_invalid_fields_total, not logged again for this device "
