@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -156,3 +157,15 @@ def known_env_names(cls: type[BaseSettings]) -> set[str]:
         else:
             names.add(f"{prefix}{field_name}".upper())
     return names
+
+
+def interpolate(value: str) -> str:
+    """Compose's `${VAR:-default}` -> default, `${VAR:?message}` -> a stand-in secret."""
+
+    def one(match: re.Match[str]) -> str:
+        name, op, rest = match.group(1), match.group(2), match.group(3) or ""
+        if op == ":?":
+            return f"stand-in-secret-for-{name.lower()}"
+        return rest if op == ":-" else ""
+
+    return re.sub(r"\$\{([A-Z0-9_]+)(?:(:-|:\?)([^}]*))?\}", one, value)

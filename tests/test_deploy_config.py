@@ -29,6 +29,7 @@ from tests.deploy_helpers import (
     SEED_NAMES,
     compose_path,
     compose_schema,
+    interpolate,
     known_env_names,
     load_compose,
     prometheus_config,
@@ -54,18 +55,6 @@ def datasources() -> list[dict[str, Any]]:
     doc = yaml.safe_load((GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yaml").read_text())
     assert doc["apiVersion"] == 1
     return doc["datasources"]
-
-
-def interpolate(value: str) -> str:
-    """Compose's `${VAR:-default}` -> default, `${VAR:?message}` -> a stand-in secret."""
-
-    def one(match: re.Match[str]) -> str:
-        name, op, rest = match.group(1), match.group(2), match.group(3) or ""
-        if op == ":?":
-            return f"stand-in-secret-for-{name.lower()}"
-        return rest if op == ":-" else ""
-
-    return re.sub(r"\$\{([A-Z0-9_]+)(?:(:-|:\?)([^}]*))?\}", one, value)
 
 
 # -- compose ---------------------------------------------------------------------------------

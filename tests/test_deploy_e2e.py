@@ -123,7 +123,7 @@ async def test_a_device_public_dashboard_answers_with_data(stack: dict[str, Any]
     client = await nats.connect(nats_url)
     try:
         device = DeviceAdded(
-            id=DEVICE, url="http://simulator:8099/d/mockaxe0", hostname="e2e-rig", at=time.time()
+            id=DEVICE, url="http://simulator:8099/d/mockaxe1", hostname="e2e-rig", at=time.time()
         )
         await publish_added(client.jetstream(), device)
     finally:
