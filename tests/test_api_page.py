@@ -4,9 +4,7 @@ and clear messages where Grafana is unreachable or a dashboard is not yet publis
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from tests.api_browser import Chromium, Page, chromium_binary
 from tests.api_helpers import AUTH, BusWriter, Client, Gateway, api_settings, reading
 from tests.api_stack import Stack
 from tests.bus_helpers import wait_for
+from tests.grafana_double.harness import eventually
 
 
 @pytest.fixture
@@ -29,13 +28,8 @@ async def browser(tmp_path: Path) -> AsyncIterator[Chromium]:
 
 
 async def until(page: Page, expression: str, what: str, timeout: float = 20.0) -> object:
-    """Evaluate `expression` in the page until it is truthy (as `wait_for` does); return its value."""
-    deadline = time.monotonic() + timeout
-    while not (value := await page.evaluate(expression)):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
-    return value
+    """Evaluate `expression` in the page until it is truthy; return its value."""
+    return await eventually(lambda: page.evaluate(expression), timeout=timeout, what=what)
 
 
 ROWS = """JSON.stringify(Array.from(document.querySelectorAll('#devices tbody tr')).map(tr => ({
