@@ -727,7 +727,7 @@ def _folder_findings(folder: Path, overview_uid: str) -> Iterator[tuple[str, str
             "the dashboards service writes the overview at start: read its log",
         )
     else:
-        yield (PASS, "folder", f"{folder}: writable, {len(files)} dashboard files")
+        yield (PASS, "folder", f"{folder}: writable, {len(files)} dashboard files", "")
 
 
 async def run_doctor(config: DoctorConfig, out: TextIO | None = None) -> Report:

@@ -146,7 +146,7 @@ def prometheus_config() -> Path | None:
 def known_env_names(cls: type[BaseSettings]) -> set[str]:
     """The environment variables a settings class reads (its fields with prefix or aliases)."""
     prefix = cls.model_config.get("env_prefix", "")
-    names = set()
+    names: set[str] = set()
     for field_name, info in cls.model_fields.items():
         alias = info.validation_alias
         choices = getattr(alias, "choices", None)

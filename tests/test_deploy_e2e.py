@@ -88,7 +88,7 @@ async def published_state(nats_url: str, key: str) -> DashboardState | None:
             msg = await js.get_last_msg("PLUTO_DASHBOARDS", subjects.dashboard_event(key, "published"))
         except Exception:
             return None
-        return DashboardState.model_validate_json(msg.data)
+        return DashboardState.model_validate_json(msg.data or b"")
     finally:
         await client.close()
 

@@ -16,6 +16,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from pydantic_settings import BaseSettings
 
 from services.api.settings import ApiSettings
 from services.dashboards.settings import DashboardsSettings
@@ -28,8 +29,12 @@ K8S = DEPLOY / "k8s"
 OVERLAYS = {"development": "pluto-dev", "production": "pluto", "next": "pluto-next"}
 # The oldest and the newest Kubernetes the manifests must be valid for.
 K8S_VERSIONS = ("1.29.0", kubernetes_validate.latest_version())
-SETTINGS = {"poller": PollerSettings, "exporter": ExporterSettings, "dashboards": DashboardsSettings,
-            "api": ApiSettings}  # fmt: skip
+SETTINGS: dict[str, type[BaseSettings]] = {
+    "poller": PollerSettings,
+    "exporter": ExporterSettings,
+    "dashboards": DashboardsSettings,
+    "api": ApiSettings,
+}
 # Health endpoints of the services that serve HTTP: (port, liveness path, readiness path).
 HEALTH = {
     "exporter": (9110, "/healthz", "/readyz"),

@@ -74,7 +74,7 @@ async def published(nats_url: str, key: str) -> DashboardState | None:
             )
         except Exception:
             return None
-        return DashboardState.model_validate_json(msg.data)
+        return DashboardState.model_validate_json(msg.data or b"")
     finally:
         await client.close()
 
