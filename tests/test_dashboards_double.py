@@ -228,3 +228,18 @@ async def test_restart_with_an_empty_database_reprovisions_files(double: Grafana
     assert await client.get_public("pluto-d-abc") is None
     status, _ = await call(double, "POST", f"/api/public/dashboards/{TOKEN}/panels/1/query", user=None)
     assert status == 404
+
+
+async def test_default_scan_is_grafanas_ten_seconds(tmp_path: Path) -> None:
+    grafana = GrafanaDouble(tmp_path / "dashboards")
+    assert grafana.scan_interval == 10.0  # updateIntervalSeconds 0 -> 10 in Grafana
+    await grafana.start()
+    try:
+        scans = grafana.scans
+        provision(grafana, "late", "Late")
+        assert "late" not in grafana.db.dashboards  # a new file waits for the next scan...
+        status, _ = await call(grafana, "POST", "/api/admin/provisioning/dashboards/reload")
+        assert status == 200 and "late" in grafana.db.dashboards  # ...or a reload
+        assert grafana.scans == scans + 1
+    finally:
+        await grafana.stop()

@@ -264,6 +264,7 @@ async def test_reconcile_repairs_drift(
     start_service: StartService, fleet: Fleet, double: GrafanaDouble, folder: Path, grafana
 ) -> None:
     service = (await start_service()).service
+    await eventually(lambda: service.passes >= 1, what="the start-up reconcile done")
     for device in ("keep", "lost-file", "lost-public", "foreign"):
         await fleet.add(device, device)
     for device in ("keep", "lost-file", "lost-public", "foreign"):
@@ -300,6 +301,7 @@ async def test_a_dashboard_deleted_with_its_file_leaves_no_orphan_public_dashboa
     start_service: StartService, fleet: Fleet, double: GrafanaDouble, folder: Path, grafana
 ) -> None:
     service = (await start_service()).service
+    await eventually(lambda: service.passes >= 1, what="the start-up reconcile done")
     await fleet.add("orphan", "orphan")
     await eventually(lambda: fleet.published("orphan"), what="published")
     # the registry loses the device and the file goes, as after a crash between two steps
