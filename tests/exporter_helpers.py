@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
@@ -16,6 +18,7 @@ from nats.aio.client import Client as NATS
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.exporter.app import ExporterApp, create_app
+from services.exporter.prometheus_runner import PrometheusProcess
 from services.exporter.settings import ExporterSettings
 from shared import subjects
 from shared.models import DeviceAdded, DeviceReading, DeviceRemoved
@@ -179,3 +182,48 @@ async def start_exporter_fixture(bus_settings: BusSettings) -> AsyncIterator[Exp
     yield start
     for app in apps:
         await app.stop()
+
+
+# --- a real Prometheus ----------------------------------------------------------------------
+
+PrometheusFactory = Callable[[ExporterApp], Awaitable[PrometheusProcess]]
+
+
+@pytest.fixture(name="prometheus_for")
+async def prometheus_for_fixture(tmp_path: Path) -> AsyncIterator[PrometheusFactory]:
+    require_binary("prometheus")
+    started: list[PrometheusProcess] = []
+
+    async def start(app: ExporterApp) -> PrometheusProcess:
+        prometheus = PrometheusProcess(
+            [f"127.0.0.1:{app.port}"], scrape_interval="250ms",
+            workdir=tmp_path / f"prometheus-{len(started)}",
+        )
+        started.append(prometheus)
+        await prometheus.start()
+        return prometheus
+
+    yield start
+    for prometheus in started:
+        await prometheus.stop()
+
+
+async def values(prometheus: PrometheusProcess, expr: str) -> dict[str, float]:
+    """`expr`'s result by device (`""` for a series without a device label)."""
+    result = await prometheus.query(expr)
+    return {r["metric"].get("device", ""): float(r["value"][1]) for r in result}
+
+
+async def scalar(prometheus: PrometheusProcess, expr: str) -> float | None:
+    found = await values(prometheus, expr)
+    assert len(found) <= 1, (expr, found)
+    return next(iter(found.values()), None)
+
+
+async def until(prometheus: PrometheusProcess, expr: str, expected: Any, what: str = "") -> None:
+    async def matches() -> bool:
+        got = await scalar(prometheus, expr)
+        return got == expected if not isinstance(expected, float) else (
+            got is not None and math.isclose(got, expected, rel_tol=1e-9))
+
+    await wait_for(matches, timeout=20, what=what or f"{expr} == {expected}")

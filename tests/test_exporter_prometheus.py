@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -26,60 +23,21 @@ from shared.models import DeviceReading
 from tests.exporter_helpers import (  # noqa: F401 - the fixtures are used by name
     Bus,
     ExporterFactory,
+    PrometheusFactory,
     bus_fixture,
     make_reading,
     nan_reading_json,
+    prometheus_for_fixture,
     require_binary,
+    scalar,
     scrape,
     start_exporter_fixture,
+    until,
     value,
-    wait_for,
+    values,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-PrometheusFactory = Callable[[ExporterApp], Awaitable[PrometheusProcess]]
-
-
-@pytest.fixture(name="prometheus_for")
-async def prometheus_for_fixture(tmp_path: Path) -> AsyncIterator[PrometheusFactory]:
-    require_binary("prometheus")
-    started: list[PrometheusProcess] = []
-
-    async def start(app: ExporterApp) -> PrometheusProcess:
-        prometheus = PrometheusProcess(
-            [f"127.0.0.1:{app.port}"], scrape_interval="250ms",
-            workdir=tmp_path / f"prometheus-{len(started)}",
-        )
-        started.append(prometheus)
-        await prometheus.start()
-        return prometheus
-
-    yield start
-    for prometheus in started:
-        await prometheus.stop()
-
-
-async def values(prometheus: PrometheusProcess, expr: str) -> dict[str, float]:
-    """`expr`'s result by device (`""` for a series without a device label)."""
-    result = await prometheus.query(expr)
-    return {r["metric"].get("device", ""): float(r["value"][1]) for r in result}
-
-
-async def scalar(prometheus: PrometheusProcess, expr: str) -> float | None:
-    found = await values(prometheus, expr)
-    assert len(found) <= 1, (expr, found)
-    return next(iter(found.values()), None)
-
-
-async def until(prometheus: PrometheusProcess, expr: str, expected: Any, what: str = "") -> None:
-    async def matches() -> bool:
-        got = await scalar(prometheus, expr)
-        return got == expected if not isinstance(expected, float) else (
-            got is not None and math.isclose(got, expected, rel_tol=1e-9))
-
-    await wait_for(matches, timeout=20, what=what or f"{expr} == {expected}")
-
-
 def expected_measures(reading: DeviceReading) -> dict[str, float]:
     out = {m.name: getattr(reading, m.attr) for m in fam.MEASURES}
     return {name: v for name, v in out.items() if v is not None}
