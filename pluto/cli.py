@@ -14,6 +14,7 @@ from pathlib import Path
 import aiohttp
 import nats
 
+from pluto import doctor
 from shared.ids import InvalidDeviceId, device_id_from_mac, device_id_from_url, validate_device_id
 from shared.models import DeviceAdded
 from shared.registry import publish_added, publish_removed, read_registry
@@ -163,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     api = sub.add_parser("asyncapi", help="print the bus contract as an AsyncAPI document")
     api.set_defaults(func=cmd_asyncapi)
+
+    doctor.add_parser(sub)
     return parser
 
 
