@@ -80,6 +80,7 @@ class ExporterApp:
         self.port = int(self._runner.addresses[0][1])
         log.info("exporter serving http://%s:%d/metrics", self.settings.host, self.port)
         self._bus_task = asyncio.create_task(self._run_bus(), name="exporter-bus")
+        self._bus_task.add_done_callback(self._bus_task_done)
 
     async def wait_ready(self, timeout: float | None = None) -> None:
         await asyncio.wait_for(self._ready.wait(), timeout)
@@ -97,6 +98,11 @@ class ExporterApp:
         if self._runner is not None:
             await self._runner.cleanup()
         log.info("exporter stopped")
+
+    def _bus_task_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self._phase = f"the bus connection failed: {task.exception()}"
+            log.error("exporter bus task failed", exc_info=task.exception())
 
     @property
     def ready(self) -> bool:
@@ -123,7 +129,10 @@ class ExporterApp:
         )
         log.info("connected to NATS at %s", self.settings.nats_url)
         js = self._nc.jetstream()
-        await ensure_streams(js)
+        try:
+            await ensure_streams(js)
+        except Exception as exc:  # JetStream off or not permitted: live readings still flow
+            log.error("could not declare the streams (%s): is JetStream enabled?", exc)
         # Live first, replay second: nothing published in between is missed.
         await self._nc.subscribe(
             subjects.READINGS_ALL, cb=self.ingest.on_reading,
@@ -188,6 +197,8 @@ class ExporterApp:
     # --- status -------------------------------------------------------------------
 
     def _waiting_for(self) -> str:
+        if self._bus_task is not None and self._bus_task.done():
+            return self._phase
         if self._nc is None or not self._nc.is_connected:
             return f"connecting to NATS at {self.settings.nats_url}"
         return self._phase
