@@ -15,7 +15,6 @@ five per poll, not 500.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -71,8 +70,12 @@ class Loader:
         for task in (self._task, self._watch_task):
             if task is not None:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                try:
                     await task
+                except asyncio.CancelledError:
+                    pass
+                except Exception:  # already handed to the waiters; closing must not fail
+                    log.debug("loader task ended with an error", exc_info=True)
 
     async def ensure_loaded(self, uid: str, revision: str, *, written: bool) -> None:
         """Return once Grafana serves `uid` at `revision`; LoadTimeout or GrafanaError else."""

@@ -166,8 +166,9 @@ class GrafanaDouble:
                 await self._scan_task
             self._scan_task = None
         if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+            runner, self._runner = self._runner, None
+            with contextlib.suppress(ConnectionError):  # a client hung up mid-request
+                await runner.cleanup()
 
     async def restart(self, *, empty: bool = False) -> None:
         await self.stop()
