@@ -1,7 +1,7 @@
 """Device ids: one token that is safe everywhere a device is named.
 
 A device id goes into a NATS subject (`pluto.readings.<id>`), a file name
-(`<id>.json` in Grafana's provisioned folder), a Grafana uid (`pluto-<id>`,
+(a dashboard file in Grafana's provisioned folder), a Grafana uid (`pluto-d-<id>`,
 at most 40 characters of `[A-Za-z0-9_-]`) and a Prometheus label value. The
 raw hostname is never used for any of these: it is user-chosen, can change,
 can repeat and can hold any character.

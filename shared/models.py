@@ -142,7 +142,7 @@ class DashboardState(_Message):
     """Where a device's (or the overview's) public dashboard lives."""
 
     kind: Literal["published", "unpublished"]
-    device_id: str = Field(description="a device id, or `overview`")
+    device_id: str = Field(description="a device id, or `_overview` (shared.subjects.OVERVIEW_KEY)")
     dashboard_uid: str
     title: str
     public_uid: str | None = None
