@@ -118,6 +118,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         simulator_port=args.simulator_port,
         interval_s=args.interval,
         status_every_s=args.status_every,
+        exporter_port=args.exporter_port,
+        api_port=args.api_port,
+        grafana_url=args.grafana_url,
     )
     return asyncio.run(run_up(options))
 
@@ -140,6 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--simulator-port", type=int, default=None)
     up.add_argument("--interval", type=float, default=5.0, help="poll interval in seconds")
     up.add_argument("--status-every", type=float, default=10.0, help="seconds between status lines")
+    up.add_argument("--exporter-port", type=int, default=None, help="default 9110, else a free port")
+    up.add_argument("--api-port", type=int, default=None, help="default 8080, else a free port")
+    up.add_argument(
+        "--grafana-url",
+        default="http://127.0.0.1:3000/grafana",
+        help="Grafana's base URL, sub-path included (used when it answers)",
+    )
     up.set_defaults(func=cmd_up)
 
     run = sub.add_parser("run", help="run one service in the foreground")

@@ -17,8 +17,8 @@ import pytest
 from nats.aio.client import Client as NATS
 from prometheus_client.parser import text_string_to_metric_families
 
+from pluto.prometheusd import PrometheusProcess
 from services.exporter.app import ExporterApp, create_app
-from services.exporter.prometheus_runner import PrometheusProcess
 from services.exporter.settings import ExporterSettings
 from shared import subjects
 from shared.models import DeviceAdded, DeviceReading, DeviceRemoved

@@ -10,6 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from pluto.natsd import NatsServer, free_port
@@ -71,6 +72,7 @@ async def test_bad_input_is_a_clear_error(nats_server: NatsServer, args: tuple[s
 
 
 async def test_pluto_up_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None:
+    exporter_port, api_port = free_port(), free_port()
     process = await asyncio.create_subprocess_exec(
         *PLUTO,
         "up",
@@ -82,8 +84,14 @@ async def test_pluto_up_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None
         str(tmp_path / "data"),
         "--nats-port",
         str(free_port()),
+        "--exporter-port",
+        str(exporter_port),
+        "--api-port",
+        str(api_port),
         "--status-every",
         "1",
+        "--grafana-url",
+        f"http://127.0.0.1:{free_port()}/grafana",  # nothing there: said, not fatal
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,
@@ -99,7 +107,29 @@ async def test_pluto_up_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None
                 match = re.search(r"last \S+: (\d+) readings, \d+ error readings, from (\d+) devices", line)
                 if match and int(match.group(2)) == 4:
                     break
-        assert any("registered 4 simulated devices" in s for s in seen)
+        text = "".join(seen)
+        assert "registered 4 simulated devices" in text
+        assert f"http://127.0.0.1:{exporter_port}/metrics" in text
+        assert "Grafana: nothing answers at" in text
+        token = re.search(r"operator token for register/remove: (\S+)", text)
+        assert token and len(token.group(1)) >= 16
+
+        async with aiohttp.ClientSession() as http:
+
+            async def fleet_seen() -> bool:
+                async with http.get(f"http://127.0.0.1:{exporter_port}/metrics") as resp:
+                    metrics = await resp.text() if resp.status == 200 else ""
+                async with http.get(f"http://127.0.0.1:{api_port}/api/v1/devices") as resp:
+                    listing = await resp.json() if resp.status == 200 else {}
+                up = re.findall(r"^pluto_device_up\{[^}]*\} 1(?:\.0)?$", metrics, re.MULTILINE)
+                online = [d for d in listing.get("items", []) if d["status"] == "online"]
+                return len(up) == 4 and len(online) == 4
+
+            deadline = asyncio.get_running_loop().time() + 30
+            while not await fleet_seen():
+                assert asyncio.get_running_loop().time() < deadline, "exporter or api never saw the fleet"
+                await asyncio.sleep(0.2)
+
         process.send_signal(signal.SIGINT)
         async with asyncio.timeout(30):
             rest = (await process.stdout.read()).decode()

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from pluto.prometheusd import PrometheusProcess
 from services.exporter import families as fam
 from services.exporter.app import ExporterApp
 from services.exporter.prometheus_config import render_prometheus_config, render_recording_rules
-from services.exporter.prometheus_runner import PrometheusProcess
 from shared.models import DeviceReading
 from tests.exporter_helpers import (  # noqa: F401 - the fixtures are used by name
     Bus,

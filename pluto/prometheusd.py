@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 from types import TracebackType
@@ -24,7 +23,8 @@ from typing import Any
 
 import aiohttp
 
-from .prometheus_config import (
+from pluto.natsd import free_port
+from services.exporter.prometheus_config import (
     RETENTION_SIZE,
     RETENTION_TIME,
     RULES_FILE,
@@ -37,12 +37,6 @@ __all__ = ["PrometheusError", "PrometheusProcess", "find_prometheus", "render_pr
 
 class PrometheusError(RuntimeError):
     pass
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def find_prometheus() -> str | None:
@@ -101,17 +95,15 @@ class PrometheusProcess:
         (self.workdir / "rules").mkdir(parents=True, exist_ok=True)
         (self.workdir / RULES_FILE).write_text(render_recording_rules())
         config = self.workdir / "prometheus.yml"
-        config.write_text(render_prometheus_config(
-            self.exporter_targets, self.scrape_interval, self.evaluation_interval
-        ))
+        config.write_text(
+            render_prometheus_config(self.exporter_targets, self.scrape_interval, self.evaluation_interval)
+        )
         return config
 
     async def start(self, ready_timeout: float = 30.0) -> None:
         binary = self._binary or find_prometheus()
         if binary is None:
-            raise PrometheusError(
-                "prometheus not found on PATH (Debian/Ubuntu: apt-get install prometheus)"
-            )
+            raise PrometheusError("prometheus not found on PATH (Debian/Ubuntu: apt-get install prometheus)")
         if self._workdir is None:
             self._workdir = Path(tempfile.mkdtemp(prefix="pluto-prometheus-"))
         config = self.write_config()
@@ -136,7 +128,9 @@ class PrometheusProcess:
                 f"--storage.tsdb.retention.size={self.retention[1]}",
                 f"--web.listen-address={self.host}:{self.port}",
                 "--web.enable-lifecycle",
-                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
                 start_new_session=True,  # Ctrl-C goes to our owner, which stops us in order
             )
         await self._wait_ready(ready_timeout)
@@ -207,7 +201,9 @@ class PrometheusProcess:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
