@@ -47,7 +47,12 @@ async def test_embeddable_urls_follow_the_theme(bus: BusWriter, gateway: Gateway
     await bus.dashboard("dev-b", title="bravo")
     await bus.dashboard("dev-b", kind="unpublished", title="bravo")
     await wait_for(
-        lambda: len(gateway.views.dashboards) == 3 and len(gateway.views.devices) == 3, what="views"
+        lambda: (
+            len(gateway.views.devices) == 3
+            and len(gateway.views.dashboards) == 3
+            and gateway.views.dashboards["dev-b"].kind == "unpublished"
+        ),  # the newest state, not the first
+        what="views",
     )
 
     light = (await client.get("/api/v1/devices/dev-a/dashboard")).json
@@ -90,7 +95,9 @@ async def test_reference_dashboards_shape(bus: BusWriter, gateway: Gateway, clie
     alpha = await bus.dashboard("dev-a", title="alpha")
     await bus.dashboard("dev-b", kind="unpublished", title="bravo")
     await bus.dashboard("gone", title="a device no longer registered")
-    await wait_for(lambda: len(gateway.views.dashboards) == 4, what="dashboard states")
+    await wait_for(
+        lambda: len(gateway.views.dashboards) == 4 and len(gateway.views.devices) == 2, what="views"
+    )
 
     answer = await client.get("/dashboards")
     assert answer.status == 200 and answer.content_type == "application/json"
@@ -117,7 +124,9 @@ async def test_an_unsafe_public_path_never_reaches_an_iframe(
     await bus.add("dev-b")
     await bus.dashboard("dev-a", public_path="javascript:alert(1)//", access_token="0123abcd")
     await bus.dashboard("dev-b", public_path="/grafana/../admin", access_token='bad token"><script>')
-    await wait_for(lambda: len(gateway.views.dashboards) == 2, what="dashboard states")
+    await wait_for(
+        lambda: len(gateway.views.dashboards) == 2 and len(gateway.views.devices) == 2, what="views"
+    )
     fallback = (await client.get("/api/v1/devices/dev-a/dashboard")).json
     assert fallback["url"] == "/grafana/public-dashboards/0123abcd?orgId=1&theme=light&refresh=5s"
     refused = (await client.get("/api/v1/devices/dev-b/dashboard")).json
@@ -134,6 +143,8 @@ async def test_bad_messages_on_the_bus_are_ignored(bus: BusWriter, gateway: Gate
     )
     await bus.raw("pluto.dashboards.dev-a.published", b'{"kind": "unpublished"}')
     await bus.raw("pluto.dashboards.BAD.published", b"{}")
-    await wait_for(lambda: gateway.views.rejected >= 4, what="four rejections")
+    await wait_for(
+        lambda: gateway.views.rejected >= 4 and "dev-a" in gateway.views.devices, what="rejections"
+    )
     assert gateway.views.tracks == {} and gateway.views.dashboards == {}
     assert (await client.get("/api/v1/devices/dev-a")).status == 200

@@ -62,7 +62,14 @@ async def _fleet(bus: BusWriter, gateway: Gateway) -> None:
     await bus.reading(reading("dev-c", hostname="charlie", hashrate_ghs=500.0, power_watts=10.0, at=now - 2))
     await bus.reading(reading("dev-c", ok=False, at=now))
     await bus.reading(reading("dev-d", hostname="delta", hashrate_ghs=700.0, power_watts=12.0, at=now - 3600))
-    await wait_for(lambda: len(gateway.views.tracks) == 4 and len(gateway.views.devices) == 5, what="views")
+    await wait_for(
+        lambda: (
+            len(gateway.views.tracks) == 4
+            and len(gateway.views.devices) == 5
+            and gateway.views.tracks["dev-c"].last_error is not None
+        ),
+        what="views",
+    )
 
 
 async def test_health_and_readiness(gateway: Gateway, client: Client) -> None:
@@ -176,7 +183,7 @@ async def test_a_device_goes_offline_when_its_readings_stop(
         await bus.add("dev-a")
         await bus.reading(reading("dev-a", hashrate_ghs=1.0))
 
-        await wait_for(lambda: "dev-a" in gw.views.tracks, what="reading")
+        await wait_for(lambda: "dev-a" in gw.views.tracks and "dev-a" in gw.views.devices, what="views")
         assert (await client.get("/api/v1/devices/dev-a")).json["status"] == "online"
         await wait_for(
             lambda: not fleet.is_online(gw.views.tracks.get("dev-a"), time.time(), 0.5),

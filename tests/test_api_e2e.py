@@ -80,7 +80,7 @@ async def test_registration_reaches_every_service_and_removal_undoes_it(stack: S
         # The poller polls them: readings reach the gateway, the devices are online.
         await wait_for(
             lambda: all(
-                (t := stack.api.views.tracks.get(i)) is not None and t.last_ok is not None for i in ids
+                (t := stack.api.views.tracks.get(i)) is not None and t.last_ok_at is not None for i in ids
             ),
             what="a successful reading of every registered device",
         )

@@ -26,7 +26,13 @@ async def test_views_catch_up_after_a_gateway_restart(bus_settings: BusSettings)
         await bus.dashboard("dev-02", title="miner-02")
         await bus.dashboard("dev-02", kind="unpublished", title="miner-02")
         await wait_for(
-            lambda: len(first.views.tracks) == 29 and len(first.views.dashboards) == 3, what="views"
+            lambda: (
+                len(first.views.tracks) == 29
+                and len(first.views.devices) == 29
+                and len(first.views.dashboards) == 3
+                and first.views.dashboards["dev-02"].kind == "unpublished"
+            ),
+            what="views",
         )
         client = Client(first.url)
         before = {

@@ -27,6 +27,7 @@ from services.api.auth import resolve_token
 from services.api.middleware import cors_middleware, security_headers
 from services.api.probe import make_session as make_probe_session
 from services.api.problems import problems_middleware
+from services.api.rows import RowCache
 from services.api.settings import ApiSettings
 from services.api.views import Views
 from shared.bus import jetstream, make_broker, prepare_bus
@@ -101,10 +102,11 @@ async def _disconnect(broker: NatsBroker) -> None:
     client = broker.connection if broker.config.connection_state else None
     try:
         await broker.stop()
-    except NatsError as exc:
+    except (NatsError, OSError) as exc:
         log.info("api: NATS connection closed without draining (%s)", type(exc).__name__)
         if client is not None:
-            await client.close()
+            with contextlib.suppress(NatsError, OSError):  # the socket may be gone already
+                await client.close()
 
 
 async def _http_clients(app: web.Application) -> AsyncIterator[None]:
@@ -127,6 +129,8 @@ def create_app(settings: ApiSettings) -> web.Application:
     app[VIEWS] = Views()
     app[BROKER] = make_broker(settings, name="api")
     app[routes_devices.REGISTER_LOCK] = asyncio.Lock()
+    app[routes_devices.ROWS] = RowCache()
+    app[routes_status.OVERVIEW_CACHE] = routes_status.OverviewCache()
     app[STATIC] = routes_page.load_static()
     table = route_table(settings)
     app[OPENAPI] = openapi.render(

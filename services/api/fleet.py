@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from shared.models import DeviceReading
+from shared.models import DeviceReading, ReadingError
 
 HASHRATE_MAX_GHS = 1e6
 POWER_MAX_W = 10_000.0
@@ -33,34 +33,74 @@ EFFICIENCY_MAX_JTH = 1e7
 UNKNOWN_FIRMWARE = "unknown"
 
 
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """The newest failed poll of a device."""
+
+    error: ReadingError | None
+    message: str | None
+    at: float
+
+
 @dataclass(slots=True)
 class DeviceTrack:
-    """What the gateway holds for one device's readings."""
+    """What the gateway holds for one device's readings.
 
-    latest: DeviceReading  # the newest reading, successful or not
-    seen_at: float  # when `latest` was taken (clamped to its arrival)
-    last_ok: DeviceReading | None = None  # the newest successful reading
+    The readings themselves are kept as the JSON the bus delivered (a third of the
+    memory of a parsed model) and parsed again only for the one-device view; what
+    the list and the totals need is derived once per reading, in `fold`.
+    """
+
+    latest_json: bytes  # the newest reading, successful or not
+    latest_started: float  # its poll_started_at: orders readings
+    latest_ok: bool
+    seen_at: float  # when the newest reading was taken (clamped to its arrival)
+    hostname: str | None = None  # as the device last reported it
+    last_ok_json: bytes | None = None  # the newest successful reading
     last_ok_at: float | None = None
-    last_error: DeviceReading | None = None  # the newest failed reading
+    last_error: Failure | None = None
+    hashrate: float | None = None  # of the newest successful reading, by the rules above
+    power: float | None = None
+    efficiency: float | None = None
+    temperature: float | None = None
+    firmware_version: str = UNKNOWN_FIRMWARE
+
+    @property
+    def latest(self) -> DeviceReading:
+        return DeviceReading.model_validate_json(self.latest_json)
+
+    @property
+    def last_ok(self) -> DeviceReading | None:
+        return None if self.last_ok_json is None else DeviceReading.model_validate_json(self.last_ok_json)
 
 
 def taken_at(reading: DeviceReading, received_at: float) -> float:
     return min(reading.poll_finished_at, received_at)
 
 
-def fold(track: DeviceTrack | None, reading: DeviceReading, received_at: float) -> DeviceTrack | None:
-    """The track after one more reading; None when the reading is older than what is held."""
+def fold(
+    track: DeviceTrack | None, reading: DeviceReading, raw: bytes, received_at: float
+) -> DeviceTrack | None:
+    """The track after one more reading (`raw` is its JSON); None when it is older than what is held."""
     at = taken_at(reading, received_at)
     if track is None:
-        track = DeviceTrack(latest=reading, seen_at=at)
-    elif reading.poll_started_at <= track.latest.poll_started_at:
+        track = DeviceTrack(
+            latest_json=raw, latest_started=reading.poll_started_at, latest_ok=reading.ok, seen_at=at
+        )
+    elif reading.poll_started_at <= track.latest_started:
         return None  # replayed or reordered: what we hold is as new or newer
     else:
-        track.latest, track.seen_at = reading, at
+        track.latest_json, track.latest_started, track.latest_ok = raw, reading.poll_started_at, reading.ok
+        track.seen_at = at
+    if reading.hostname is not None:
+        track.hostname = reading.hostname
     if reading.ok:
-        track.last_ok, track.last_ok_at = reading, at
+        track.last_ok_json, track.last_ok_at = raw, at
+        track.hashrate, track.power, track.efficiency = hashrate(reading), power(reading), efficiency(reading)
+        track.temperature = reading.asic_temp_celsius
+        track.firmware_version = reading.firmware_version or UNKNOWN_FIRMWARE
     else:
-        track.last_error = reading
+        track.last_error = Failure(reading.error, reading.error_message, reading.poll_finished_at)
     return track
 
 
@@ -91,13 +131,6 @@ def efficiency(reading: DeviceReading) -> float | None:
     return _within(watts / (ghs / 1000.0), EFFICIENCY_MAX_JTH)
 
 
-def firmware_version(track: DeviceTrack | None) -> str:
-    if track is None:
-        return UNKNOWN_FIRMWARE
-    reading = track.last_ok or track.latest
-    return reading.firmware_version or UNKNOWN_FIRMWARE
-
-
 @dataclass(frozen=True, slots=True)
 class Totals:
     total_hardware: int
@@ -112,27 +145,19 @@ class Totals:
 
 def totals(tracks: Iterable[DeviceTrack | None], now: float, offline_after: float) -> Totals:
     """The fleet overview over the given devices (None: a device with no reading yet)."""
-    count = online = 0
-    hashrates: list[float] = []
-    powers: list[float] = []
-    versions: Counter[str] = Counter()
-    for track in tracks:
-        count += 1
-        versions[firmware_version(track)] += 1
-        if not is_online(track, now, offline_after):
-            continue
-        online += 1
-        assert track is not None and track.last_ok is not None
-        if (ghs := hashrate(track.last_ok)) is not None:
-            hashrates.append(ghs)
-        if (watts := power(track.last_ok)) is not None:
-            powers.append(watts)
+    every = list(tracks)
+    online = [
+        t for t in every if t is not None and t.last_ok_at is not None and now - t.last_ok_at <= offline_after
+    ]
+    hashrates = [t.hashrate for t in online if t.hashrate is not None]
+    powers = [t.power for t in online if t.power is not None]
+    versions = Counter(t.firmware_version if t is not None else UNKNOWN_FIRMWARE for t in every)
     total_hashrate = sum(hashrates)
     total_power = sum(powers)
     return Totals(
-        total_hardware=count,
-        hardware_online=online,
-        hardware_offline=count - online,
+        total_hardware=len(every),
+        hardware_online=len(online),
+        hardware_offline=len(every) - len(online),
         total_hashrate_ghs=total_hashrate,
         average_hashrate_ghs=total_hashrate / len(hashrates) if hashrates else 0.0,
         total_power_watts=total_power,

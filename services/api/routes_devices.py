@@ -19,14 +19,11 @@ from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from pydantic import ValidationError
 
-from services.api import fleet
 from services.api.appkeys import BROKER, PROBE_HTTP, SETTINGS, TOKEN, VIEWS
 from services.api.auth import require_operator
 from services.api.models import (
     DeviceDetail,
     DeviceList,
-    DeviceSummary,
-    LastError,
     ListDevicesQuery,
     RegisterDevice,
     Status,
@@ -34,11 +31,11 @@ from services.api.models import (
 )
 from services.api.openapi import Reply, Route, problem
 from services.api.params import DEVICE_ID, device_id_param
-from services.api.payloads import parse_body, parse_query, reply
+from services.api.payloads import parse_body, parse_query, reply, reply_raw
 from services.api.probe import identify
 from services.api.problems import Problem, validation_problem
 from services.api.routes_dashboards import link
-from services.api.views import Views
+from services.api.rows import RowCache, summary_fields
 from shared.bus import jetstream
 from shared.ids import InvalidDeviceId, device_id_from_mac, device_id_from_url
 from shared.models import DeviceAdded
@@ -47,36 +44,7 @@ from shared.registry import publish_added, publish_removed
 log = logging.getLogger(__name__)
 
 REGISTER_LOCK = web.AppKey("register_lock", asyncio.Lock)
-
-
-def _last_error(track: fleet.DeviceTrack | None) -> LastError | None:
-    if track is None or track.last_error is None:
-        return None
-    failed = track.last_error
-    return LastError(error=failed.error, message=failed.error_message, at=failed.poll_finished_at)
-
-
-def _summary_fields(views: Views, device_id: str, now: float, offline_after: float) -> dict[str, object]:
-    device = views.devices[device_id]
-    track = views.tracks.get(device_id)
-    online = fleet.is_online(track, now, offline_after)
-    shown = track.last_ok if online and track is not None else None
-    return {
-        "id": device_id,
-        "hostname": views.hostname(device_id),
-        "url": str(device.url),
-        "labels": device.labels,
-        "status": Status.ONLINE if online else Status.OFFLINE,
-        "failing": track is not None and not track.latest.ok,
-        "hashrate_ghs": fleet.hashrate(shown) if shown else None,
-        "power_watts": fleet.power(shown) if shown else None,
-        "asic_temp_celsius": shown.asic_temp_celsius if shown else None,
-        "efficiency_jth": fleet.efficiency(shown) if shown else None,
-        "firmware_version": fleet.firmware_version(track) if track is not None else None,
-        "last_seen_at": track.seen_at if track is not None else None,
-        "last_ok_at": track.last_ok_at if track is not None else None,
-        "last_error": _last_error(track),
-    }
+ROWS = web.AppKey("rows", RowCache)
 
 
 def detail(request: web.Request, device_id: str, theme: ThemeQuery) -> DeviceDetail:
@@ -84,7 +52,7 @@ def detail(request: web.Request, device_id: str, theme: ThemeQuery) -> DeviceDet
     device = views.devices[device_id]
     track = views.tracks.get(device_id)
     return DeviceDetail(
-        **_summary_fields(views, device_id, time.time(), settings.offline_after),  # type: ignore[arg-type]
+        **summary_fields(views, device_id, time.time(), settings.offline_after),
         mac=device.mac,
         registered_hostname=device.hostname,
         registered_at=device.at,
@@ -103,15 +71,19 @@ async def list_devices(request: web.Request) -> web.Response:
     now = time.time()
     ids = views.ordered_ids()
     if query.q:
-        needle = query.q.casefold()
-        ids = [i for i in ids if needle in views.haystack(i)]
+        needle, haystacks = query.q.casefold(), views.haystacks()
+        ids = [i for i in ids if needle in haystacks[i]]
     if query.status is not None:
+        online = {
+            i
+            for i, t in views.tracks.items()
+            if t.last_ok_at is not None and now - t.last_ok_at <= offline_after
+        }
         wanted = query.status is Status.ONLINE
-        tracks = views.tracks
-        ids = [i for i in ids if fleet.is_online(tracks.get(i), now, offline_after) is wanted]
+        ids = [i for i in ids if (i in online) is wanted]
     page = ids[query.offset : query.offset + query.limit]
-    items = [DeviceSummary(**_summary_fields(views, i, now, offline_after)) for i in page]  # type: ignore[arg-type]
-    return reply(DeviceList(items=items, total=len(ids), limit=query.limit, offset=query.offset))
+    envelope = DeviceList(items=[], total=len(ids), limit=query.limit, offset=query.offset)
+    return reply_raw(request.app[ROWS].page(views, page, now, offline_after, envelope))
 
 
 async def get_device(request: web.Request) -> web.Response:

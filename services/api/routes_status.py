@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -37,24 +39,48 @@ async def ready(request: web.Request) -> web.Response:
     return reply(state, status=200 if state.ready else 503)
 
 
-async def overview(request: web.Request) -> web.Response:
+@dataclass
+class OverviewCache:
+    """The last overview, reused for `max_age` seconds while the registry stays the same.
+
+    Summing 10,000 devices costs milliseconds; readings change each device every few
+    seconds, so a page polling the overview cannot tell a second-old answer apart.
+    """
+
+    max_age: float = 1.0
+    body: bytes = b""
+    computed_at: float = -math.inf  # monotonic
+    registry_version: int = -1
+
+
+OVERVIEW_CACHE = web.AppKey("overview_cache", OverviewCache)
+
+
+def compute_overview(request: web.Request) -> Overview:
     views, offline_after = request.app[VIEWS], request.app[SETTINGS].offline_after
     now = time.time()
     totals = fleet.totals((views.tracks.get(i) for i in views.devices), now, offline_after)
-    return reply(
-        Overview(
-            total_hardware=totals.total_hardware,
-            hardware_online=totals.hardware_online,
-            hardware_offline=totals.hardware_offline,
-            total_hashrate_ghs=totals.total_hashrate_ghs,
-            average_hashrate_ghs=totals.average_hashrate_ghs,
-            total_power_watts=totals.total_power_watts,
-            total_efficiency_jth=totals.total_efficiency_jth,
-            firmware_versions=totals.firmware_versions,
-            offline_after_s=offline_after,
-            computed_at=now,
-        )
+    return Overview(
+        total_hardware=totals.total_hardware,
+        hardware_online=totals.hardware_online,
+        hardware_offline=totals.hardware_offline,
+        total_hashrate_ghs=totals.total_hashrate_ghs,
+        average_hashrate_ghs=totals.average_hashrate_ghs,
+        total_power_watts=totals.total_power_watts,
+        total_efficiency_jth=totals.total_efficiency_jth,
+        firmware_versions=totals.firmware_versions,
+        offline_after_s=offline_after,
+        computed_at=now,
     )
+
+
+async def overview(request: web.Request) -> web.Response:
+    cache, version = request.app[OVERVIEW_CACHE], request.app[VIEWS].registry_version
+    now = time.monotonic()
+    if cache.registry_version != version or now - cache.computed_at > cache.max_age:
+        cache.body = compute_overview(request).model_dump_json().encode()
+        cache.computed_at, cache.registry_version = now, version
+    return web.Response(body=cache.body, content_type="application/json")
 
 
 async def openapi_document(request: web.Request) -> web.Response:

@@ -52,6 +52,7 @@ class Views:
         self.dashboards_caught_up = asyncio.Event()
         self.readings_applied = 0
         self.rejected = 0
+        self.registry_version = 0  # bumps on every registry event
         self._removed: set[str] = set()  # ids whose newest registry event is a removal
         self._order: list[str] | None = None  # ids sorted for display; None when stale
         self._haystacks: dict[str, str] = {}  # id -> lower-case text the `q` filter searches
@@ -74,7 +75,7 @@ class Views:
 
     async def stop(self) -> None:
         for subscription in self._subscriptions:
-            with contextlib.suppress(NatsError):  # NATS may be gone: nothing left to undo there
+            with contextlib.suppress(NatsError, OSError):  # NATS may be gone: nothing to undo there
                 await subscription.unsubscribe()
         self._subscriptions = []
 
@@ -97,6 +98,7 @@ class Views:
             self.tracks.pop(event.id, None)  # its late readings are ignored until it is added again
             self._removed.add(event.id)
         self._order = None
+        self.registry_version += 1
         self._notify()
 
     # --- readings ---------------------------------------------------------------
@@ -114,14 +116,14 @@ class Views:
         if device_id in self._removed:
             return
         held = self.tracks.get(device_id)
-        hostname = held.latest.hostname if held is not None else None
-        track = fold(held, reading, time.time())
+        hostname = held.hostname if held is not None else None
+        track = fold(held, reading, msg.data, time.time())
         if track is None:
             return
         self.tracks[device_id] = track
         self.readings_applied += 1
-        if reading.hostname is not None and reading.hostname != hostname:
-            self._order = None  # the display name may have changed
+        if track.hostname != hostname:
+            self._order = None  # the display name changed
 
     # --- dashboards ---------------------------------------------------------------
 
@@ -154,11 +156,8 @@ class Views:
     def hostname(self, device_id: str) -> str | None:
         """What the device calls itself, else what it was registered as."""
         track = self.tracks.get(device_id)
-        reported = track.last_ok.hostname if track is not None and track.last_ok is not None else None
-        if reported is None and track is not None:
-            reported = track.latest.hostname
-        if reported:
-            return reported
+        if track is not None and track.hostname:
+            return track.hostname
         device = self.devices.get(device_id)
         return device.hostname if device is not None else None
 
@@ -175,9 +174,10 @@ class Views:
             }
         return self._order
 
-    def haystack(self, device_id: str) -> str:
+    def haystacks(self) -> dict[str, str]:
+        """Device id -> the lower-case text the `q` filter searches (id, hostname, URL, labels)."""
         self.ordered_ids()
-        return self._haystacks.get(device_id, "")
+        return self._haystacks
 
     def find_url(self, url: str) -> str | None:
         """The id of the device registered with this URL (compared without a trailing slash)."""
