@@ -142,4 +142,6 @@ def create_app(settings: ApiSettings) -> web.Application:
     app.cleanup_ctx.append(_http_clients)
     if app[TOKEN] is None:
         log.warning("api: no operator token configured: registering and removing devices is disabled")
+    elif settings.operator_token is None:
+        log.info("api: operator token in %s", settings.operator_token_file)
     return app
