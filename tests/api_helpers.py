@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from shared.models import DashboardState, DeviceAdded, DeviceReading
 from shared.registry import publish_added, publish_removed
 from shared.streams import ensure_streams
 
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TOKEN = "test-operator-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

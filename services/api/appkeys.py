@@ -14,7 +14,7 @@ SETTINGS = web.AppKey("settings", ApiSettings)
 VIEWS = web.AppKey("views", Views)
 BROKER = web.AppKey("broker", NatsBroker)
 # The operator token, or None: mutations refused.
-TOKEN = web.AppKey("operator_token", SecretStr | None)  # type: ignore[arg-type]
+TOKEN: web.AppKey[SecretStr | None] = web.AppKey("operator_token")
 # Asks registering devices for their MAC (short timeout, capped body, no cookies).
 PROBE_HTTP = web.AppKey("probe_http", aiohttp.ClientSession)
 # Talks to Grafana for the /grafana/ proxy (only when it is configured).

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -66,7 +66,7 @@ def problem(description: str) -> Reply:
     return Reply(description, ProblemDetails, PROBLEM_JSON)
 
 
-Mode = str  # "validation" (what the gateway accepts) or "serialization" (what it answers)
+Mode = Literal["validation", "serialization"]  # what the gateway accepts, what it answers
 
 
 def _schemas(routes: Iterable[Route]) -> tuple[dict[tuple[type[BaseModel], Mode], Any], dict[str, Any]]:
@@ -79,8 +79,8 @@ def _schemas(routes: Iterable[Route]) -> tuple[dict[tuple[type[BaseModel], Mode]
         for reply in route.responses.values():
             if reply.model is not None:
                 pairs[(reply.model, "serialization")] = None
-    refs, definitions = models_json_schema(list(pairs), ref_template=REF)  # type: ignore[arg-type]
-    return dict(refs), dict(definitions.get("$defs", {}))
+    refs, definitions = models_json_schema(list(pairs), ref_template=REF)
+    return {key: value for key, value in refs.items()}, dict(definitions.get("$defs", {}))  # type: ignore[misc]
 
 
 def _resolve(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
