@@ -320,7 +320,8 @@ async def main(devices: int, seconds: float, concurrency: int, out: Path) -> Non
                 f"{name} ({path}): {result.rps:,.0f} req/s (bare {baseline.rps:,.0f}), "
                 f"p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, {result.errors} errors, "
                 f"gateway CPU {result.server_cpu_per_1000:.3f} s/1000 requests "
-                f"(bare {baseline.server_cpu_per_1000:.3f}), {published[0] - before} readings ingested meanwhile"
+                f"(bare {baseline.server_cpu_per_1000:.3f}), "
+                f"{published[0] - before} readings ingested meanwhile"
             )
         gateway_rss, bare_rss = rss_mib(gateway.pid), rss_mib(bare.pid)
     finally:
