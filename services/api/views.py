@@ -53,7 +53,7 @@ class Views:
         self.readings_applied = 0
         self.rejected = 0
         self.registry_version = 0  # bumps on every registry event
-        self._removed: set[str] = set()  # ids whose newest registry event is a removal
+        self._removed: dict[str, float] = {}  # id -> when, for ids whose newest registry event is a removal
         self._order: list[str] | None = None  # ids sorted for display; None when stale
         self._haystacks: dict[str, str] = {}  # id -> lower-case text the `q` filter searches
         self._changed = asyncio.Event()  # set (and replaced) on every registry or dashboard change
@@ -92,11 +92,15 @@ class Views:
     def on_device_event(self, event: DeviceAdded | DeviceRemoved) -> None:
         if isinstance(event, DeviceAdded):
             self.devices[event.id] = event
-            self._removed.discard(event.id)
+            self._removed.pop(event.id, None)
         else:
             self.devices.pop(event.id, None)
-            self.tracks.pop(event.id, None)  # its late readings are ignored until it is added again
-            self._removed.add(event.id)
+            self._removed[event.id] = event.at
+            # Readings from before the removal go (late ones are ignored, below); on a replay,
+            # readings of a device removed and added again since can arrive first: they stay.
+            track = self.tracks.get(event.id)
+            if track is not None and track.latest_started <= event.at:
+                del self.tracks[event.id]
         self._order = None
         self.registry_version += 1
         self._notify()
@@ -113,8 +117,9 @@ class Views:
         if reading.device_id != device_id:
             self._reject(msg.subject, ValueError(f"reading is for device {reading.device_id!r}"))
             return
-        if device_id in self._removed:
-            return
+        removed_at = self._removed.get(device_id)
+        if removed_at is not None and reading.poll_started_at <= removed_at:
+            return  # a poll that was under way when the device was removed
         held = self.tracks.get(device_id)
         hostname = held.hostname if held is not None else None
         track = fold(held, reading, msg.data, time.time())
