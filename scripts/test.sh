@@ -3,8 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Real components the tests run against: Prometheus (and promtool).
-debian_packages=(prometheus)
+# Real components the tests run against: Prometheus (and promtool), and Chromium for the
+# gateway's web page (driven headless over its debugging protocol).
+debian_packages=(prometheus chromium)
 missing=()
 for pkg in "${debian_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -14,7 +14,7 @@ import re
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field
 
 DEVICE_ID_MAX_LENGTH = 32
 _DEVICE_ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,30}[a-z0-9])?$")
@@ -35,7 +35,13 @@ def validate_device_id(value: str) -> str:
     return value
 
 
-DeviceId = Annotated[str, AfterValidator(validate_device_id)]
+DEVICE_ID_PATTERN = _DEVICE_ID_RE.pattern
+# The pattern is only shown in JSON schemas (OpenAPI, AsyncAPI); the validator gives the clear error.
+DeviceId = Annotated[
+    str,
+    Field(json_schema_extra={"pattern": DEVICE_ID_PATTERN}),
+    AfterValidator(validate_device_id),
+]
 
 
 def is_device_id(value: str) -> bool:

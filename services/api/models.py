@@ -10,7 +10,6 @@ from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import (
-    AfterValidator,
     AnyHttpUrl,
     BaseModel,
     ConfigDict,
@@ -20,7 +19,7 @@ from pydantic import (
     field_validator,
 )
 
-from shared.ids import validate_device_id
+from shared.ids import DeviceId
 from shared.models import DeviceReading, LabelKey, LabelValue, ReadingError
 
 # --- queries -------------------------------------------------------------------------
@@ -59,7 +58,6 @@ class ThemeQuery(_Query):
 # --- bodies --------------------------------------------------------------------------
 
 # The JSON Schema says as much of the rules as a schema can: the validators below are the authority.
-DEVICE_ID_PATTERN = r"^[a-z0-9](?:[a-z0-9_-]{0,30}[a-z0-9])?$"
 URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#@\\]+(/[^\s?#\\]*)?$"
 PRINTABLE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"
 
@@ -68,7 +66,6 @@ DeviceUrl = Annotated[
     UrlConstraints(max_length=2048, allowed_schemes=["http", "https"]),
     WithJsonSchema({"type": "string", "format": "uri", "maxLength": 2048, "pattern": URL_PATTERN}),
 ]
-BodyDeviceId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN), AfterValidator(validate_device_id)]
 
 
 class RegisterDevice(BaseModel):
@@ -77,7 +74,7 @@ class RegisterDevice(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: DeviceUrl = Field(description="the device's base URL, e.g. `http://192.168.1.50`")
-    id: BodyDeviceId | None = Field(
+    id: DeviceId | None = Field(
         default=None,
         description="device id; default: the MAC the device reports, else derived from the URL",
     )

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.api.models import DEVICE_ID_PATTERN
 from services.api.openapi import PathParam
 from services.api.problems import FieldError, Problem
-from shared.ids import DEVICE_ID_MAX_LENGTH, is_device_id
+from shared.ids import DEVICE_ID_MAX_LENGTH, DEVICE_ID_PATTERN, is_device_id
 
 DEVICE_ID = PathParam(
     "device_id",
