@@ -101,18 +101,6 @@ async def _grafana_answers(url: str) -> bool:
         return False
 
 
-async def _wait_for_file(path: Path, timeout: float) -> str | None:
-    """The token file the gateway creates on start (it says nothing on stdout)."""
-    deadline = time.monotonic() + timeout
-    delay = 0.02
-    while time.monotonic() < deadline:
-        if path.exists() and (text := path.read_text().strip()):  # noqa: ASYNC240 - a tiny local file
-            return text
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.25)
-    return None
-
-
 async def _simulated_devices(base_url: str) -> list[DeviceAdded]:
     async with aiohttp.ClientSession() as http, http.get(f"{base_url}/control/devices") as resp:
         resp.raise_for_status()
@@ -204,14 +192,18 @@ async def run_up(options: UpOptions) -> int:
         exporter_port = options.exporter_port or _preferred_port(9110)
         api_port = options.api_port or _preferred_port(8080)
         for service, env in _service_env(options, data, server.url, exporter_port, api_port).items():
+            # The gateway says when it serves (its token file exists by then).
+            ready = r"api listening on http://\S+" if service == "api" else None
             children.append(
-                await start_module(service, f"services.{service}", [], env, logs / f"{service}.log")
+                await start_module(
+                    service, f"services.{service}", [], env, logs / f"{service}.log", ready_pattern=ready
+                )
             )
             say(f"{service}: started (log {logs / f'{service}.log'})")
         say(f"exporter: http://127.0.0.1:{exporter_port}/metrics")
-        token = await _wait_for_file(data / "operator.token", timeout=20)
         say(f"api: http://127.0.0.1:{api_port}/ (web page), http://127.0.0.1:{api_port}/openapi.json")
-        say(f"api: operator token for register/remove: {token or '(not written yet)'}")
+        token = (data / "operator.token").read_text().strip()
+        say(f"api: operator token for register/remove: {token}")
 
         if find_prometheus():
             prometheus = PrometheusProcess([f"127.0.0.1:{exporter_port}"])
