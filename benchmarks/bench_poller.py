@@ -25,6 +25,7 @@ from pathlib import Path
 
 import aiohttp
 import nats
+from nats.aio.msg import Msg
 
 from benchmarks.common import cpu_seconds, percentile, row, rss_mib, start_python
 from pluto.natsd import NatsServer
@@ -43,7 +44,7 @@ class AgeObserver:
         self.errors = 0
         self.error_kinds: Counter[str] = Counter()
 
-    async def on_reading(self, msg: nats.aio.msg.Msg) -> None:
+    async def on_reading(self, msg: Msg) -> None:
         self.last[msg.subject] = time.monotonic()
         self.count += 1
         if b'"ok":false' in msg.data:

@@ -20,4 +20,5 @@ if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus >/dev/nu
 
 scripts/bootstrap.sh test
 .venv/bin/ruff check .
+.venv/bin/mypy shared services pluto benchmarks
 exec .venv/bin/pytest -q "$@"
