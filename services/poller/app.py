@@ -6,7 +6,8 @@ nats-py subscription: 7x faster than a FastStream subscriber for a fleet-sized
 replay); every added device gets a polling loop, every removed one loses it;
 every poll publishes one reading on
 `pluto.readings.<id>` (core publishes, batched per socket write: the stream
-captures them, no ack wait).
+captures them, no ack wait). `/healthz` and `/readyz` (shared/health.py) say
+whether NATS is connected and the replay has caught up.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from services.poller.scheduler import Cadence, Scheduler, Target
 from services.poller.settings import PollerSettings
 from shared import subjects
 from shared.bus import jetstream, make_broker, prepare_bus
+from shared.health import Health, HealthServer, nats_connected
 from shared.models import DeviceAdded, DeviceReading, DeviceRemoved
 from shared.registry import follow_registry
 
@@ -46,6 +48,13 @@ class PollerService:
         self._registry: JetStreamContext.PushSubscription | None = None
         self._session: aiohttp.ClientSession | None = None
         self._publisher: BatchingPublisher | None = None
+        self._stopping = False
+        # For /healthz: counted where readings pass anyway, so a probe reads numbers only.
+        self.readings_published = 0
+        self._failing: set[str] = set()  # devices whose last reading is an error
+        self.health_endpoint = HealthServer(
+            "poller", self.health, host=settings.health_host, port=settings.health_port
+        )
 
     async def start(self) -> None:
         await prepare_bus(self.broker)
@@ -67,6 +76,7 @@ class PollerService:
         )
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._registry is not None:
             await self._registry.unsubscribe()
         if self.scheduler is not None:
@@ -80,6 +90,11 @@ class PollerService:
         # The hot path (thousands a second): core publishes on the broker's own nats-py
         # connection, batched per socket write; the stream captures them.
         assert self._publisher is not None, "service not started"
+        self.readings_published += 1
+        if reading.ok:
+            self._failing.discard(reading.device_id)
+        else:
+            self._failing.add(reading.device_id)
         self._publisher.publish(subjects.reading(reading.device_id), reading.model_dump_json().encode())
 
     def on_device_event(self, event: DeviceAdded | DeviceRemoved) -> None:
@@ -89,12 +104,42 @@ class PollerService:
         else:
             self.scheduler.remove(event.id)
             self.poller.forget(event.id)
+            self._failing.discard(event.id)
+
+    def health(self) -> Health:
+        """Ready once NATS is connected and the registry replay has been handled."""
+        connected = nats_connected(self.broker)
+        caught_up = self.registry_caught_up.is_set()
+        facts = {
+            "nats_connected": connected,
+            "registry_caught_up": caught_up,
+            "devices_polled": len(self.scheduler.device_ids) if self.scheduler is not None else 0,
+            "failing_devices": len(self._failing),
+            "readings_published": self.readings_published,
+        }
+        if self._stopping:
+            reason = "shutting down"
+        elif not connected:
+            reason = "NATS not connected"
+        elif not caught_up:
+            # Polling a partial registry is fine, but it is not yet the whole fleet.
+            reason = "replaying the device registry"
+        else:
+            return Health(ready=True, facts=facts)
+        return Health(ready=False, reason=reason, facts=facts)
 
 
 def create_app(settings: PollerSettings, rng: random.Random | None = None) -> FastStream:
     broker = make_broker(settings, name="poller")
     service = PollerService(settings, broker, rng)
 
-    app = FastStream(broker, on_startup=[service.start], on_shutdown=[service.stop])
+    # The endpoint starts first and stops last: /healthz answers (and /readyz says why
+    # not) while NATS is still being reached, and until the very end.
+    app = FastStream(
+        broker,
+        on_startup=[service.health_endpoint.start, service.start],
+        on_shutdown=[service.stop],
+        after_shutdown=[service.health_endpoint.stop],
+    )
     app.context.set_global("poller", service)
     return app

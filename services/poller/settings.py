@@ -27,6 +27,12 @@ class PollerSettings(BusSettings):
         default=0.01, ge=0, le=1, description="readings are held this long to share one socket write"
     )
     max_connections: int = Field(default=2000, ge=1, description="open HTTP connections across all devices")
+    # /healthz and /readyz (shared/health.py). Loopback by default: containers set 0.0.0.0
+    # in deploy/. 9111 sits beside the exporter's 9110 and the dashboards service's 9112.
+    health_host: str = Field(default="127.0.0.1", description="address /healthz and /readyz listen on")
+    health_port: int = Field(
+        default=9111, ge=0, le=65535, description="port of /healthz and /readyz, 0 picks a free port"
+    )
 
     @model_validator(mode="after")
     def _timeout_within_interval(self) -> PollerSettings:
