@@ -8,6 +8,8 @@ back with a capped, growing delay (a JetStream nak) and the service keeps
 running: nothing is lost, nothing is dropped but bad input, which is logged
 once. Beside it, a reconcile loop (at start, then every `reconcile_interval`,
 and as soon as Grafana answers again) publishes the overview and repairs drift.
+`/healthz` and `/readyz` (shared/health.py) say whether NATS is connected and the
+consumer running, whether Grafana answers, and how much work waits.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from faststream import FastStream
 from faststream.middlewares import AckPolicy
@@ -38,6 +40,7 @@ from services.dashboards.settings import DashboardsSettings
 from services.dashboards.tokens import resolve_secret
 from shared import streams, subjects
 from shared.bus import jetstream, make_broker, prepare_bus
+from shared.health import Health, HealthServer, nats_connected
 from shared.ids import InvalidDeviceId
 from shared.subjects import OVERVIEW_KEY
 
@@ -75,6 +78,14 @@ class DashboardsService:
         self.passes = 0  # completed reconcile passes
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
+        # For /healthz, counted as events pass: a probe reads numbers, asks nobody.
+        self.events_in_flight = 0
+        self._retrying: set[str] = set()  # devices whose last event was handed back
+        # Whether the durable consumer delivers; create_app wires it to the subscriber.
+        self.consumer_running: Callable[[], bool] = lambda: False
+        self.health_endpoint = HealthServer(
+            "dashboards", self.health, host=settings.health_host, port=settings.health_port
+        )
 
     # -- start and stop ------------------------------------------------------------------
 
@@ -134,16 +145,23 @@ class DashboardsService:
             log.error("dropping device event (stream seq %s): %s", raw.metadata.sequence.stream, exc)
             await msg.reject()
             return
-        async with self._heartbeat(msg):
-            try:
-                await self._lifecycle().sync(event.id)
-            except Exception as exc:
-                delay = self._failed(event.id, exc, raw.metadata.num_delivered)
-                if delay is None:
-                    await msg.reject()
-                else:
-                    await msg.nack(delay=delay)
-                return
+        self.events_in_flight += 1
+        try:
+            async with self._heartbeat(msg):
+                try:
+                    await self._lifecycle().sync(event.id)
+                except Exception as exc:
+                    delay = self._failed(event.id, exc, raw.metadata.num_delivered)
+                    if delay is None:
+                        self._retrying.discard(event.id)
+                        await msg.reject()
+                    else:
+                        self._retrying.add(event.id)
+                        await msg.nack(delay=delay)
+                    return
+        finally:
+            self.events_in_flight -= 1
+        self._retrying.discard(event.id)
         self._healthy()
         await msg.ack()
 
@@ -164,6 +182,32 @@ class DashboardsService:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    # -- health --------------------------------------------------------------------------
+
+    def health(self) -> Health:
+        """Ready while NATS is connected and the consumer delivers; Grafana is a fact only.
+
+        Grafana being down is not a reason to take the service out: it keeps the work
+        queued and retries, which is what it should be doing.
+        """
+        connected = nats_connected(self.broker)
+        consuming = self.consumer_running()
+        grafana_down = self.notes.active(GRAFANA_DOWN)
+        facts = {
+            "nats_connected": connected,
+            "consumer_running": consuming,
+            # None until the first reconcile pass has talked to Grafana
+            "grafana_reachable": None if self.passes == 0 and not grafana_down else not grafana_down,
+            "events_in_flight": self.events_in_flight,
+            "events_awaiting_retry": len(self._retrying),
+            "reconcile_passes": self.passes,
+        }
+        if not connected:
+            return Health(ready=False, reason="NATS not connected", facts=facts)
+        if not consuming:
+            return Health(ready=False, reason="the device-event consumer is not running", facts=facts)
+        return Health(ready=True, facts=facts)
 
     # -- reconcile -----------------------------------------------------------------------
 
@@ -281,12 +325,15 @@ def create_app(settings: DashboardsSettings | None = None) -> FastStream:
             description="device added/removed -> dashboard published/unpublished",
         )
     subscriber(service.on_device_event)
+    service.consumer_running = lambda: subscriber.running
+    # The endpoint starts first and stops last: /healthz answers (and /readyz says why
+    # not) while NATS is still being reached, and until the very end.
     app = FastStream(
         broker,
-        on_startup=[service.start],
+        on_startup=[service.health_endpoint.start, service.start],
         after_startup=[service.started],
         on_shutdown=[service.stop],
-        after_shutdown=[service.close],
+        after_shutdown=[service.close, service.health_endpoint.stop],
         logger=log,
     )
     app.context.set_global(SERVICE_CONTEXT_KEY, service)

@@ -77,6 +77,13 @@ class DashboardsSettings(BusSettings):
     retry_max: float = Field(default=30.0, gt=0, description="cap of the retry backoff")
     reconcile_interval: float = Field(default=60.0, gt=0)
 
+    # /healthz and /readyz (shared/health.py). Loopback by default: containers set 0.0.0.0
+    # in deploy/. 9112 sits beside the exporter's 9110 and the poller's 9111.
+    health_host: str = Field(default="127.0.0.1", description="address /healthz and /readyz listen on")
+    health_port: int = Field(
+        default=9112, ge=0, le=65535, description="port of /healthz and /readyz, 0 picks a free port"
+    )
+
     @field_validator("grafana_url")
     @classmethod
     def _http_url(cls, url: str) -> str:
