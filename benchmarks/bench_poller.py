@@ -61,6 +61,17 @@ class AgeObserver:
         return ages
 
 
+async def _bare_loop(urls_file: Path, seconds: float, rate: float | None = None) -> dict[str, float]:
+    """The baseline, in its own process: 32 workers, paced at `rate` GETs/s or flat out."""
+    args = ["--base-urls-file", str(urls_file), "--seconds", str(seconds), "--concurrency", "32"]
+    if rate is not None:
+        args += ["--rate", str(rate)]
+    bare = await start_python("benchmarks.bare_get_loop", *args, ready=r"gets_per_s")
+    await bare.stop()
+    result: dict[str, float] = json.loads(bare.ready_line)
+    return result
+
+
 async def main(levels: list[int], measure_s: float, out: Path) -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-poller-"))
     server = NatsServer(work / "nats")
@@ -146,32 +157,8 @@ async def main(levels: list[int], measure_s: float, out: Path) -> None:
 
     urls_file = work / "urls.txt"
     urls_file.write_text("\n".join(d["url"] for d in listing[: max(best_level, 1000)]))
-    bare = await start_python(
-        "benchmarks.bare_get_loop",
-        "--base-urls-file",
-        str(urls_file),
-        "--seconds",
-        str(measure_s),
-        "--concurrency",
-        "32",
-        "--rate",
-        str(max(best_rate, 200.0)),
-        ready=r"gets_per_s",
-    )
-    paced = json.loads(bare.ready_line)
-    await bare.stop()
-    bare = await start_python(
-        "benchmarks.bare_get_loop",
-        "--base-urls-file",
-        str(urls_file),
-        "--seconds",
-        str(measure_s),
-        "--concurrency",
-        "32",
-        ready=r"gets_per_s",
-    )
-    flat_out = json.loads(bare.ready_line)
-    await bare.stop()
+    paced = await _bare_loop(urls_file, measure_s, rate=max(best_rate, 200.0))
+    flat_out = await _bare_loop(urls_file, measure_s)
     await client.close()
     await sim.stop()
     server.stop()
