@@ -35,9 +35,12 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "dashboards": DashboardsSettings,
     "api": ApiSettings,
 }
-# Health endpoints of the services that serve HTTP: (port, liveness path, readiness path).
+# Health endpoints of every Deployment: (port, liveness path, readiness path). The poller
+# and the dashboards service serve only these (shared/health.py).
 HEALTH = {
+    "poller": (9111, "/healthz", "/readyz"),
     "exporter": (9110, "/healthz", "/readyz"),
+    "dashboards": (9112, "/healthz", "/readyz"),
     "api": (8080, "/healthz", "/readyz"),
     "prometheus": (9090, "/-/healthy", "/-/ready"),
     "grafana": (3000, "/grafana/api/health", "/grafana/api/health"),
@@ -142,6 +145,8 @@ def test_replicas_differ_where_production_scales() -> None:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_probes_on_the_health_endpoints(overlay: str) -> None:
     docs = rendered(overlay)
+    # Every Deployment is probed: a new one without a health endpoint fails here.
+    assert sorted(name for kind, name in docs if kind == "Deployment") == sorted(HEALTH)
     for name, (port, live, ready) in HEALTH.items():
         spec = container(docs, name)
         ports = {p["name"]: p["containerPort"] for p in spec["ports"]}
@@ -149,16 +154,23 @@ def test_probes_on_the_health_endpoints(overlay: str) -> None:
             http = spec[probe]["httpGet"]
             assert http["path"] == path, (name, probe)
             assert ports[http["port"]] == port, (name, probe)
-    # The poller and the dashboards service serve no HTTP (no health endpoint to probe):
-    # if they gain a port setting, it must be probed here.
-    for name in ("poller", "dashboards"):
-        assert not {"port", "health_port", "http_port"} & set(SETTINGS[name].model_fields), name
-        assert "ports" not in container(docs, name)
+    # The poller and the dashboards service listen where the probes look: on every
+    # address (the kubelet probes the pod's IP), on the probed port.
+    for name, prefix in (("poller", "PLUTO_POLLER"), ("dashboards", "PLUTO_DASHBOARDS")):
+        env = {v["name"]: v.get("value") for v in container(docs, name).get("env", [])}
+        assert env[f"{prefix}_HEALTH_HOST"] == "0.0.0.0", name
+        assert int(env[f"{prefix}_HEALTH_PORT"]) == HEALTH[name][0], name
 
 
 def test_probed_paths_exist_in_the_services() -> None:
-    """The probe paths are real routes of the exporter and the gateway."""
+    """The probe paths are real routes of the exporter, the gateway and shared/health.py."""
+    import shared.health as health
     from services.exporter import routes
+
+    source = Path(health.__file__).read_text()
+    assert '"/healthz"' in source and '"/readyz"' in source
+    for name in ("poller", "dashboards"):
+        assert SETTINGS[name].model_fields["health_port"].default == HEALTH[name][0], name
 
     source = Path(routes.__file__).read_text()
     assert '"/healthz"' in source and '"/readyz"' in source
