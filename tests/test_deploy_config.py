@@ -158,6 +158,36 @@ def test_each_service_is_its_own_container_from_one_image(env: str) -> None:
     assert (ROOT / services["poller"]["build"]["context"].replace("..", ".") / "Dockerfile").exists()
 
 
+# Where each Pluto service answers /healthz in its container: the variable that sets the port.
+HEALTH_PORTS = {
+    "poller": "PLUTO_POLLER_HEALTH_PORT",
+    "exporter": "PLUTO_EXPORTER_PORT",
+    "dashboards": "PLUTO_DASHBOARDS_HEALTH_PORT",
+    "api": "PLUTO_API_PORT",
+}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_pluto_service_has_a_healthcheck_on_its_health_port(env: str) -> None:
+    """The same check everywhere: python's urllib (the image has no curl or wget)."""
+    services = load_compose(env)["services"]
+    assert sorted(HEALTH_PORTS) == sorted(PLUTO_SERVICES)
+    for name, variable in HEALTH_PORTS.items():
+        environment = services[name]["environment"]
+        port = environment[variable]
+        check = services[name]["healthcheck"]
+        assert check["test"] == [
+            "CMD",
+            "python",
+            "-c",
+            f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/healthz', timeout=3)",
+        ], name
+        assert (check["interval"], check["timeout"], check["retries"]) == ("10s", "5s", 6), name
+        # every address, so other containers (the doctor, an operator) can ask too
+        host = variable.replace("_PORT", "_HOST")
+        assert environment[host] == "0.0.0.0", name
+
+
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_service_environment_names_are_real_settings(env: str) -> None:
     """A misspelt variable would be ignored silently (extra="ignore"): catch it here."""

@@ -4,8 +4,9 @@ container (host names and ports mapped to this machine), a real nats-server, a r
 Prometheus running deploy/prometheus's config and rules, the simulator, and the Grafana
 double provisioning the folder the dashboards service writes. A simulated device is
 registered; its readings must reach Prometheus, its dashboard must be published and
-readable anonymously through the gateway's /grafana/ proxy, and `pluto doctor`, with
-the dashboards container's environment, must pass every check.
+readable anonymously through the gateway's /grafana/ proxy, every service's health
+endpoint (the compose healthcheck's) must answer and say ready, and `pluto doctor`,
+with the dashboards container's environment, must pass every check.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ async def series(prometheus: str, query: str) -> list[Any]:
 
 
 async def test_the_development_configuration_runs(nats_server: Any, tmp_path: Path) -> None:
-    ports = {name: free_port() for name in ("exporter", "api", "simulator")}
+    ports = {name: free_port() for name in ("poller", "exporter", "dashboards", "api", "simulator")}
     tmp = tmp_path
     folder = tmp / "dashboards"
     folder.mkdir()
@@ -119,6 +120,8 @@ async def test_the_development_configuration_runs(nats_server: Any, tmp_path: Pa
         envs = {name: container_env(name, hosts) for name in ("poller", "exporter", "dashboards", "api")}
         envs["exporter"]["PLUTO_EXPORTER_PORT"] = str(ports["exporter"])
         envs["api"]["PLUTO_API_PORT"] = str(ports["api"])
+        envs["poller"]["PLUTO_POLLER_HEALTH_PORT"] = str(ports["poller"])
+        envs["dashboards"]["PLUTO_DASHBOARDS_HEALTH_PORT"] = str(ports["dashboards"])
         envs["poller"]["PLUTO_POLLER_INTERVAL_S"] = "1"
         simulator = start("services.simulator", {}, tmp / "simulator.log", "--devices", "1", "--port",
                           str(ports["simulator"]))  # fmt: skip
@@ -129,6 +132,9 @@ async def test_the_development_configuration_runs(nats_server: Any, tmp_path: Pa
         api = f"http://127.0.0.1:{ports['api']}"
         wait_http(f"http://127.0.0.1:{ports['simulator']}/control/devices", timeout=30)
         wait_http(api + "/healthz", timeout=30)
+        # /readyz: 200 once each is connected and caught up (wait_http wants a 200)
+        for name in ("poller", "exporter", "dashboards", "api"):
+            wait_http(f"http://127.0.0.1:{ports[name]}/readyz", timeout=30)
 
         client = await nats.connect(nats_server.url)
         try:
