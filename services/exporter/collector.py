@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import gc
 import time
-from collections import Counter
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
+
+from shared.fleet import DeviceFigures, fleet_totals
 
 from . import families as f
 from .hostnames import Claim, assign_prefixes
@@ -79,15 +80,16 @@ class FleetCollector:
         state = self.state
         state.prune(now)
         devices = list(state.devices.values())
-        online = [d for d in devices if state.is_online(d, now)]
+        up = [state.is_online(d, now) for d in devices]  # once per device, in `devices` order
+        online = [d for d, is_up in zip(devices, up, strict=True) if is_up]
         out: list[str] = []
         self._measures(out, online)
         self._counts(out, devices)
-        self._device_families(out, devices, online)
+        self._device_families(out, devices, up)
         if self.per_host_names:
             self._per_host(out, devices, online)
         if self.overview:
-            self._overview(out, devices, online)
+            self._overview(out, devices, up)
         self._self_metrics(out, len(devices))
         body = "".join(out).encode()
         self.last_render_seconds = time.perf_counter() - started
@@ -112,13 +114,13 @@ class FleetCollector:
                 f"{name}{{{d.labels}}} {v}\n" for d in devices if (v := d.counts[i]) is not None
             )
 
-    def _device_families(self, out: list[str], devices: list[Device], online: list[Device]) -> None:
+    def _device_families(self, out: list[str], devices: list[Device], up: list[bool]) -> None:
         kinds = {name: (kind, help_text) for name, kind, help_text in f.DEVICE_FAMILIES}
-        up = {id(d) for d in online}
 
         out.append(_header(f.DEVICE_UP, *kinds[f.DEVICE_UP]))
         out.extend(
-            f"{f.DEVICE_UP}{{{d.labels}}} {1 if id(d) in up else 0}\n" for d in devices
+            f"{f.DEVICE_UP}{{{d.labels}}} {1 if is_up else 0}\n"
+            for d, is_up in zip(devices, up, strict=True)
         )
         out.append(_header(f.DEVICE_INFO, *kinds[f.DEVICE_INFO]))
         out.extend(f"{f.DEVICE_INFO}{{{d.labels},{d.info}}} 1\n" for d in devices)
@@ -174,38 +176,36 @@ class FleetCollector:
 
     # --- the overview ---------------------------------------------------------
 
-    def _overview(self, out: list[str], devices: list[Device], online: list[Device]) -> None:
-        """The same numbers the recording rules compute from the labelled families."""
-        hashrates = [v for d in online if (v := d.values[HASHRATE]) is not None]
-        powers = [v for d in online if (v := d.values[POWER]) is not None]
-        total_hashrate = sum(hashrates)
-        total_power = sum(powers)
+    def _overview(self, out: list[str], devices: list[Device], up: list[bool]) -> None:
+        """The fleet rules' totals (shared/fleet.py), the numbers the recording rules compute too."""
+        totals = fleet_totals(
+            DeviceFigures(
+                is_up, d.values[HASHRATE], d.values[POWER], d.firmware_version, d.pool,
+                d.counts[ACCEPTED], d.counts[REJECTED],
+            )
+            for d, is_up in zip(devices, up, strict=True)
+        )
         helps = dict(f.OVERVIEW)
 
         def gauge(name: str, value: float) -> None:
             out.append(f"{_header(name, 'gauge', helps[name])}{name} {value}\n")
 
-        gauge("total_hardware", len(devices))
-        gauge("hardware_online", len(online))
-        gauge("hardware_offline", len(devices) - len(online))
-        gauge("total_hashrate", total_hashrate)
-        gauge("average_hashrate", total_hashrate / len(hashrates) if hashrates else 0.0)
-        gauge("total_power_watts", total_power)
-        out.append(_header("total_efficiency", "gauge", helps["total_efficiency"]))
-        if powers and total_hashrate > 0:  # undefined without hashrate: absent, not 0
-            out.append(f"total_efficiency {total_power / total_hashrate * 1000.0}\n")
-
-        versions = Counter(d.firmware_version for d in devices)
-        name = "firmware_version_distribution"
-        out.append(_header(name, "gauge", helps[name]))
-        out.extend(f'{name}{{version="{escape_label(v)}"}} {n}\n' for v, n in versions.items())
-        for i, name in ((ACCEPTED, "shares_by_pool_accepted"), (REJECTED, "shares_by_pool_rejected")):
-            by_pool: dict[str, float] = {}
-            for d in devices:
-                if (v := d.counts[i]) is not None:
-                    by_pool[d.pool] = by_pool.get(d.pool, 0.0) + v
+        def by_label(name: str, label: str, values: dict[str, int] | dict[str, float]) -> None:
             out.append(_header(name, "gauge", helps[name]))
-            out.extend(f'{name}{{pool="{escape_label(p)}"}} {v}\n' for p, v in by_pool.items())
+            out.extend(f'{name}{{{label}="{escape_label(k)}"}} {v}\n' for k, v in values.items())
+
+        gauge("total_hardware", totals.total_hardware)
+        gauge("hardware_online", totals.hardware_online)
+        gauge("hardware_offline", totals.hardware_offline)
+        gauge("total_hashrate", totals.total_hashrate_ghs)
+        gauge("average_hashrate", totals.average_hashrate_ghs)
+        gauge("total_power_watts", totals.total_power_watts)
+        out.append(_header("total_efficiency", "gauge", helps["total_efficiency"]))
+        if totals.total_efficiency_jth is not None:  # undefined without hashrate: absent, not 0
+            out.append(f"total_efficiency {totals.total_efficiency_jth}\n")
+        by_label("firmware_version_distribution", "version", totals.firmware_versions)
+        by_label("shares_by_pool_accepted", "pool", totals.shares_accepted_by_pool)
+        by_label("shares_by_pool_rejected", "pool", totals.shares_rejected_by_pool)
 
     # --- the exporter itself ----------------------------------------------------
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.fleet import EFFICIENCY_MAX_JTH, HASHRATE_MAX_GHS, POWER_MAX_W
+
 
 @dataclass(frozen=True, slots=True)
 class Measure:
@@ -35,25 +37,27 @@ class Count:
     host_suffix: str | None = None
 
 
-_HASHRATE_MAX = 1e6  # GH/s: 1 PH/s from one device is absurd
 _TEMP = (-50.0, 200.0)
 
+# Hashrate, power and efficiency are checked against the fleet rules' own ranges
+# (shared/fleet.py): a value dropped from /metrics is left out of the gateway's totals too.
 MEASURES: tuple[Measure, ...] = (
-    Measure("hashrate_ghs", "pluto_hashrate_ghs", "Current hashrate, GH/s", 0, _HASHRATE_MAX,
+    Measure("hashrate_ghs", "pluto_hashrate_ghs", "Current hashrate, GH/s", 0, HASHRATE_MAX_GHS,
             "_hashrate_ghs"),
     Measure("hashrate_1m_ghs", "pluto_hashrate_1m_ghs", "Hashrate averaged over 1 minute, GH/s",
-            0, _HASHRATE_MAX),
+            0, HASHRATE_MAX_GHS),
     Measure("hashrate_10m_ghs", "pluto_hashrate_10m_ghs",
-            "Hashrate averaged over 10 minutes, GH/s", 0, _HASHRATE_MAX),
+            "Hashrate averaged over 10 minutes, GH/s", 0, HASHRATE_MAX_GHS),
     Measure("hashrate_1h_ghs", "pluto_hashrate_1h_ghs", "Hashrate averaged over 1 hour, GH/s",
-            0, _HASHRATE_MAX),
+            0, HASHRATE_MAX_GHS),
     Measure("hashrate_1d_ghs", "pluto_hashrate_1d_ghs", "Hashrate averaged over 1 day, GH/s",
-            0, _HASHRATE_MAX),
+            0, HASHRATE_MAX_GHS),
     Measure("expected_hashrate_ghs", "pluto_expected_hashrate_ghs",
-            "Hashrate the ASIC should deliver at its frequency, GH/s", 0, _HASHRATE_MAX),
+            "Hashrate the ASIC should deliver at its frequency, GH/s", 0, HASHRATE_MAX_GHS),
     Measure("error_percentage", "pluto_hashrate_error_percent",
             "Share of hashing errors, percent", 0, 100),
-    Measure("power_watts", "pluto_power_watts", "Power drawn, W", 0, 10_000, "_power_watts"),
+    Measure("power_watts", "pluto_power_watts", "Power drawn, W", 0, POWER_MAX_W,
+            "_power_watts"),
     Measure("voltage_volts", "pluto_input_voltage_volts", "Input voltage, V", 0, 1_000,
             "_voltage_volts"),
     Measure("current_amps", "pluto_input_current_amps", "Input current, A", 0, 1_000,
@@ -64,8 +68,8 @@ MEASURES: tuple[Measure, ...] = (
             "ASIC core voltage measured, V", 0, 10, "_core_voltage_actual_volts"),
     Measure("frequency_mhz", "pluto_frequency_mhz", "ASIC frequency, MHz", 0, 10_000,
             "_frequency_mhz"),
-    Measure("efficiency_jth", "pluto_efficiency_jth", "Energy per terahash, J/TH", 0, 1e7,
-            "_efficiency"),
+    Measure("efficiency_jth", "pluto_efficiency_jth", "Energy per terahash, J/TH", 0,
+            EFFICIENCY_MAX_JTH, "_efficiency"),
     Measure("asic_temp_celsius", "pluto_asic_temperature_celsius",
             "ASIC temperature (average), °C", *_TEMP, "_temperature_celsius"),
     Measure("temp2_celsius", "pluto_temperature2_celsius", "Second temperature sensor, °C", *_TEMP),

@@ -5,10 +5,11 @@ read by the collector at scrape time. Everything here is plain synchronous
 Python on the event loop: applying a reading is a handful of comparisons, so
 one process keeps up with tens of thousands of readings per second.
 
-Rules that correct the reference system:
-- zero is a value: only a missing or invalid field is absent;
-- online means a successful poll within `offline_after`; an offline device
-  exports no measured value, so it leaves the totals;
+The fleet rules (reading time, online, plausible ranges, the hashrate choice,
+efficiency; zero is a value) are `shared/fleet.py`'s, shared with the API gateway,
+so both compute the same figures. This module keeps the exporter's own state
+layout (a list of values per device, for a fast render) and, beyond those rules:
+- an offline device exports no measured value at all, not only none in the totals;
 - a removed device is dropped at once and its late or replayed readings are
   ignored until it is added again; a device silent for `forget_after` is dropped;
 - share counts are kept monotonic across device reboots (counter semantics);
@@ -24,6 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from operator import attrgetter
 
+from shared import fleet
 from shared.models import DeviceAdded, DeviceReading, DeviceRemoved
 
 from .families import COUNTS, MEASURES
@@ -31,7 +33,7 @@ from .pools import pool_name
 
 log = logging.getLogger(__name__)
 
-UNKNOWN = "unknown"
+UNKNOWN = fleet.UNKNOWN
 _MAX_LOGGED_SUBJECTS = 10_000  # bounds the log-once memory under a flood of bad subjects
 
 _get_measures = attrgetter(*(m.attr for m in MEASURES))
@@ -49,7 +51,6 @@ HASHRATE_1M = _INDEX["hashrate_1m_ghs"]
 POWER = _INDEX["power_watts"]
 EFFICIENCY = _INDEX["efficiency_jth"]
 UPTIME = _INDEX["uptime_seconds"]
-_EFFICIENCY_MAX = MEASURES[EFFICIENCY].hi
 
 
 def escape_label(value: str) -> str:
@@ -125,8 +126,7 @@ class FleetState:
             self.first_reading_at = received_at
         self.last_reading_at = received_at
 
-        # Never trust a producer's clock beyond our own: a reading is at most "now".
-        taken_at = min(reading.poll_finished_at, received_at)
+        taken_at = fleet.reading_time(reading.poll_finished_at, received_at)
         device.last_poll_started = reading.poll_started_at
         device.last_seen_at = taken_at
         for name in reading.invalid_fields:
@@ -145,20 +145,17 @@ class FleetState:
         self, device: Device, reading: DeviceReading, subject: str
     ) -> list[float | None]:
         values: list[float | None] = list(_get_measures(reading))
-        reported_hashrate = values[HASHRATE] is not None
+        reported_hashrate = values[HASHRATE]  # before the range check: the rule needs to know
         for i in [i for i, v, lo, hi in zip(_POSITIONS, values, _LOWS, _HIGHS, strict=True)
                   if v is not None and not lo <= v <= hi]:  # `not lo <= v <= hi`: also NaN
             m = MEASURES[i]
             self._count_invalid(device, m.attr, subject,
                                 f"value {values[i]!r} outside [{m.lo:g}, {m.hi:g}]")
             values[i] = None
-        if not reported_hashrate:  # a poller that only knows the 1-minute rate
-            values[HASHRATE] = values[HASHRATE_1M]
-        power, hashrate = values[POWER], values[HASHRATE]
-        if values[EFFICIENCY] is None and power is not None and hashrate:
-            efficiency = power / (hashrate / 1000.0)
-            if efficiency <= _EFFICIENCY_MAX:
-                values[EFFICIENCY] = efficiency
+        # Every value is range-checked now; the rules re-check theirs (idempotent, and
+        # the ranges are theirs: families.py reads them from shared/fleet.py).
+        values[HASHRATE] = hashrate = fleet.device_hashrate(reported_hashrate, values[HASHRATE_1M])
+        values[EFFICIENCY] = fleet.device_efficiency(values[EFFICIENCY], values[POWER], hashrate)
         return values
 
     def _update_counts(self, device: Device, reading: DeviceReading, subject: str) -> None:
@@ -198,7 +195,7 @@ class FleetState:
         if reading.hostname is not None:
             device.reported_hostname = reading.hostname
         identity = (
-            reading.firmware_version or UNKNOWN,
+            fleet.firmware_version(reading.firmware_version),
             reading.asic_model or UNKNOWN,
             reading.board_version or UNKNOWN,
             reading.device_model or UNKNOWN,
@@ -246,7 +243,7 @@ class FleetState:
     # --- time -------------------------------------------------------------
 
     def is_online(self, device: Device, now: float) -> bool:
-        return device.last_ok_at is not None and now - device.last_ok_at <= self.offline_after
+        return fleet.is_online(device.last_ok_at, now, self.offline_after)
 
     def prune(self, now: float) -> None:
         """Drop devices silent (no reading at all) for longer than `forget_after`."""
