@@ -94,27 +94,6 @@ def device_efficiency(
     return derived if 0.0 <= derived <= EFFICIENCY_MAX_JTH else None
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceValues:
-    """The values a device is judged by, from one successful reading."""
-
-    hashrate_ghs: float | None
-    power_watts: float | None
-    efficiency_jth: float | None
-
-
-def device_values(
-    hashrate_ghs: float | None,
-    hashrate_1m_ghs: float | None,
-    power_watts: float | None,
-    efficiency_jth: float | None,
-) -> DeviceValues:
-    """A reading's raw fields judged together: hashrate, power and efficiency as the rules say."""
-    hashrate = device_hashrate(hashrate_ghs, hashrate_1m_ghs)
-    power = device_power(power_watts)
-    return DeviceValues(hashrate, power, device_efficiency(efficiency_jth, power, hashrate))
-
-
 def firmware_version(reported: str | None) -> str:
     """The firmware version a device is counted under (`unknown` when missing or empty)."""
     return reported or UNKNOWN

@@ -37,8 +37,6 @@ def test_zero_is_a_value() -> None:
     assert fleet.device_hashrate(0.0, 500.0) == 0.0  # a stalled miner, not a missing rate
     assert fleet.device_power(0.0) == 0.0
     assert fleet.device_efficiency(0.0, 10.0, 500.0) == 0.0
-    values = fleet.device_values(0.0, None, 0.0, None)
-    assert (values.hashrate_ghs, values.power_watts) == (0.0, 0.0)
 
 
 def test_the_one_minute_rate_stands_in_only_for_a_missing_current_rate() -> None:
@@ -63,19 +61,19 @@ def test_efficiency_is_the_readings_own_else_derived() -> None:
     assert fleet.device_efficiency(-1.0, None, 1000.0) is None  # no power: nothing to derive
 
 
+def test_efficiency_is_derived_from_the_judged_values() -> None:
+    # As both services apply the rules: hashrate and power judged first, then efficiency.
+    hashrate = fleet.device_hashrate(None, 321.0)
+    power = fleet.device_power(5.0)
+    assert fleet.device_efficiency(None, power, hashrate) == pytest.approx(5.0 / 0.321)
+    absurd_power = fleet.device_power(20_000.0)
+    assert fleet.device_efficiency(None, absurd_power, 1000.0) is None
+
+
 def test_efficiency_is_undefined_at_zero_hashrate() -> None:
     assert fleet.device_efficiency(None, 3.0, 0.0) is None
     assert fleet.device_efficiency(None, 3.0, None) is None
     assert fleet.device_efficiency(None, 10_000.0, 1e-6) is None  # derived, but absurd
-
-
-def test_device_values_judges_a_readings_raw_fields_together() -> None:
-    values = fleet.device_values(hashrate_ghs=None, hashrate_1m_ghs=321.0, power_watts=5.0,
-                                 efficiency_jth=None)
-    assert values.hashrate_ghs == 321.0 and values.power_watts == 5.0
-    assert values.efficiency_jth == pytest.approx(5.0 / 0.321)
-    absurd = fleet.device_values(5e6, None, 20_000.0, math.nan)
-    assert absurd == fleet.DeviceValues(None, None, None)
 
 
 def test_firmware_version_defaults_to_unknown() -> None:
