@@ -1,14 +1,17 @@
-"""The gateway's rules without a network: folding readings, online/offline, the totals
-(the exporter's rules), and the views' handling of removals, replays and bad messages."""
+"""The gateway without a network: folding readings, online/offline, the totals (the shared
+fleet rules, shared/fleet.py, as the exporter applies them), and the views' handling of
+removals, replays and bad messages."""
 
 from __future__ import annotations
 
 import asyncio
 import math
 import time
-from dataclasses import dataclass
+from typing import cast
 
 import pytest
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 
 from services.api import fleet
 from services.api.views import Views
@@ -16,10 +19,9 @@ from shared.models import DashboardState, DeviceAdded, DeviceRemoved
 from tests.api_helpers import reading
 
 
-@dataclass
-class FakeMsg:
-    subject: str
-    data: bytes
+def _msg(subject: str, data: bytes) -> Msg:
+    """A message as the views get it; they read its subject and data only, never reply."""
+    return Msg(cast(NATS, None), subject=subject, data=data)
 
 
 def _fold(track: fleet.DeviceTrack | None, **kwargs: object) -> fleet.DeviceTrack | None:
@@ -52,14 +54,19 @@ def test_online_means_a_good_reading_within_offline_after() -> None:
     assert not fleet.is_online(failing, now, 15)  # never a good reading
 
 
-def test_values_follow_the_exporters_rules() -> None:
-    legacy = reading("dev-a", hashrate_1m_ghs=321.0, power_watts=5.0)
-    assert fleet.hashrate(legacy) == 321.0  # the 1-minute rate stands in
-    assert fleet.efficiency(legacy) == pytest.approx(5.0 / 0.321)
-    absurd = reading("dev-a", hashrate_ghs=5e6, power_watts=20_000.0, efficiency_jth=math.nan)
-    assert fleet.hashrate(absurd) is None and fleet.power(absurd) is None and fleet.efficiency(absurd) is None
-    idle = reading("dev-a", hashrate_ghs=0.0, power_watts=3.0)
-    assert fleet.hashrate(idle) == 0.0 and fleet.efficiency(idle) is None  # zero is a value
+def test_values_follow_the_shared_fleet_rules() -> None:
+    # The rules themselves are tested in test_fleet_rules.py; here, that fold applies them.
+    legacy = _fold(None, hashrate_1m_ghs=321.0, power_watts=5.0)
+    assert legacy is not None and legacy.hashrate == 321.0  # the 1-minute rate stands in
+    assert legacy.efficiency == pytest.approx(5.0 / 0.321)
+    absurd = _fold(
+        None, hashrate_ghs=5e6, hashrate_1m_ghs=321.0, power_watts=20_000.0, efficiency_jth=math.nan
+    )
+    assert absurd is not None  # a reported but absurd current rate is dropped, as the exporter drops it
+    assert absurd.hashrate is None and absurd.power is None and absurd.efficiency is None
+    idle = _fold(None, hashrate_ghs=0.0, power_watts=3.0, firmware_version="")
+    assert idle is not None and idle.hashrate == 0.0 and idle.efficiency is None  # zero is a value
+    assert idle.firmware_version == "unknown"
 
 
 def test_totals() -> None:
@@ -88,7 +95,7 @@ async def test_views_removals_and_replays() -> None:
     added = DeviceAdded(id="dev-a", url="http://a.local/", at=now - 100)
     views.on_device_event(added)
     await views.on_reading(
-        FakeMsg("pluto.readings.dev-a", reading("dev-a", at=now - 50).model_dump_json().encode())
+        _msg("pluto.readings.dev-a", reading("dev-a", at=now - 50).model_dump_json().encode())
     )
     assert "dev-a" in views.tracks
     views.on_device_event(DeviceRemoved(id="dev-a", at=now - 40))
@@ -96,12 +103,12 @@ async def test_views_removals_and_replays() -> None:
     # A poll under way at the removal is ignored...
     late = reading("dev-a", at=now - 39.99)
     late = late.model_copy(update={"poll_started_at": now - 41})
-    await views.on_reading(FakeMsg("pluto.readings.dev-a", late.model_dump_json().encode()))
+    await views.on_reading(_msg("pluto.readings.dev-a", late.model_dump_json().encode()))
     assert "dev-a" not in views.tracks
     # ...but after a replay, the reading of a device added again since may come before the events.
     replayed = Views()
     fresh = reading("dev-a", at=now, hashrate_ghs=7.0)
-    await replayed.on_reading(FakeMsg("pluto.readings.dev-a", fresh.model_dump_json().encode()))
+    await replayed.on_reading(_msg("pluto.readings.dev-a", fresh.model_dump_json().encode()))
     replayed.on_device_event(DeviceRemoved(id="dev-a", at=now - 40))
     replayed.on_device_event(DeviceAdded(id="dev-a", url="http://a.local/", at=now - 30))
     assert replayed.tracks["dev-a"].hashrate == 7.0 and "dev-a" in replayed.devices
@@ -109,18 +116,18 @@ async def test_views_removals_and_replays() -> None:
 
 async def test_views_reject_bad_messages_and_keep_the_newest_dashboard() -> None:
     views = Views()
-    await views.on_reading(FakeMsg("pluto.readings.dev-a", b"{"))
-    await views.on_reading(FakeMsg("pluto.readings.dev-a", reading("dev-b").model_dump_json().encode()))
+    await views.on_reading(_msg("pluto.readings.dev-a", b"{"))
+    await views.on_reading(_msg("pluto.readings.dev-a", reading("dev-b").model_dump_json().encode()))
     assert views.rejected == 2 and views.tracks == {}
     newer = DashboardState(kind="unpublished", device_id="dev-a", dashboard_uid="u", title="t", updated_at=20)
     older = DashboardState(
         kind="published", device_id="dev-a", dashboard_uid="u", title="t", updated_at=10, access_token="abc"
     )
-    await views.on_dashboard(FakeMsg("pluto.dashboards.dev-a.unpublished", newer.model_dump_json().encode()))
-    await views.on_dashboard(FakeMsg("pluto.dashboards.dev-a.published", older.model_dump_json().encode()))
+    await views.on_dashboard(_msg("pluto.dashboards.dev-a.unpublished", newer.model_dump_json().encode()))
+    await views.on_dashboard(_msg("pluto.dashboards.dev-a.published", older.model_dump_json().encode()))
     assert views.dashboard("dev-a") == newer
-    await views.on_dashboard(FakeMsg("pluto.dashboards.dev-a.published", newer.model_dump_json().encode()))
-    await views.on_dashboard(FakeMsg("pluto.dashboards.x.y.z", b"{}"))
+    await views.on_dashboard(_msg("pluto.dashboards.dev-a.published", newer.model_dump_json().encode()))
+    await views.on_dashboard(_msg("pluto.dashboards.x.y.z", b"{}"))
     assert views.rejected == 4
 
 
