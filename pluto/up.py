@@ -66,7 +66,11 @@ def _service_env(
     """Each service's environment, in start order (stopped in reverse)."""
     common = {"PLUTO_NATS_URL": nats_url}
     return {
-        "poller": {**common, "PLUTO_POLLER_INTERVAL_S": str(options.interval_s)},
+        "poller": {
+            **common,
+            "PLUTO_POLLER_INTERVAL_S": str(options.interval_s),
+            "PLUTO_POLLER_HEALTH_PORT": str(_preferred_port(9111)),
+        },
         "exporter": {
             **common,
             "PLUTO_EXPORTER_HOST": "127.0.0.1",
@@ -78,6 +82,7 @@ def _service_env(
             "PLUTO_DASHBOARDS_DASHBOARDS_DIR": str(data / "grafana" / "dashboards"),
             "PLUTO_DASHBOARDS_TOKEN_SECRET_FILE": str(data / "dashboards.secret"),
             "PLUTO_DASHBOARDS_GRAFANA_URL": options.grafana_url,
+            "PLUTO_DASHBOARDS_HEALTH_PORT": str(_preferred_port(9112)),
         },
         "api": {
             **common,
@@ -199,7 +204,9 @@ async def run_up(options: UpOptions) -> int:
                     service, f"services.{service}", [], env, logs / f"{service}.log", ready_pattern=ready
                 )
             )
-            say(f"{service}: started (log {logs / f'{service}.log'})")
+            health = env.get(f"PLUTO_{service.upper()}_HEALTH_PORT")
+            where = f", ready at http://127.0.0.1:{health}/readyz" if health else ""
+            say(f"{service}: started (log {logs / f'{service}.log'}{where})")
         say(f"exporter: http://127.0.0.1:{exporter_port}/metrics")
         say(f"api: http://127.0.0.1:{api_port}/ (web page), http://127.0.0.1:{api_port}/openapi.json")
         token = (data / "operator.token").read_text().strip()
