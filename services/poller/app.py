@@ -4,10 +4,10 @@ Story: the registry (PLUTO_DEVICES) is replayed, last event per device, by an
 ordered consumer that then stays live (`shared.registry.follow_registry`, a plain
 nats-py subscription: 7x faster than a FastStream subscriber for a fleet-sized
 replay); every added device gets a polling loop, every removed one loses it;
-every poll publishes one reading on
-`pluto.readings.<id>` (core publishes, batched per socket write: the stream
-captures them, no ack wait). `/healthz` and `/readyz` (shared/health.py) say
-whether NATS is connected and the replay has caught up.
+every poll publishes one reading on `pluto.readings.<id>` (core publishes,
+batched per socket write: the stream captures them, no ack wait). `/healthz` and
+`/readyz` (shared/health.py) say whether NATS is connected and the replay has
+caught up.
 """
 
 from __future__ import annotations
@@ -51,7 +51,6 @@ class PollerService:
         self._stopping = False
         # For /healthz: counted where readings pass anyway, so a probe reads numbers only.
         self.readings_published = 0
-        self._failing: set[str] = set()  # devices whose last reading is an error
         self.health_endpoint = HealthServer(
             "poller", self.health, host=settings.health_host, port=settings.health_port
         )
@@ -91,10 +90,6 @@ class PollerService:
         # connection, batched per socket write; the stream captures them.
         assert self._publisher is not None, "service not started"
         self.readings_published += 1
-        if reading.ok:
-            self._failing.discard(reading.device_id)
-        else:
-            self._failing.add(reading.device_id)
         self._publisher.publish(subjects.reading(reading.device_id), reading.model_dump_json().encode())
 
     def on_device_event(self, event: DeviceAdded | DeviceRemoved) -> None:
@@ -104,7 +99,6 @@ class PollerService:
         else:
             self.scheduler.remove(event.id)
             self.poller.forget(event.id)
-            self._failing.discard(event.id)
 
     def health(self) -> Health:
         """Ready once NATS is connected and the registry replay has been handled."""
@@ -114,7 +108,7 @@ class PollerService:
             "nats_connected": connected,
             "registry_caught_up": caught_up,
             "devices_polled": len(self.scheduler.device_ids) if self.scheduler is not None else 0,
-            "failing_devices": len(self._failing),
+            "failing_devices": self.poller.failing_devices if self.poller is not None else 0,
             "readings_published": self.readings_published,
         }
         if self._stopping:

@@ -29,6 +29,11 @@ class DevicePoller:
         self._failing: dict[str, ReadingError] = {}
         self._invalid: dict[str, tuple[str, ...]] = {}
 
+    @property
+    def failing_devices(self) -> int:
+        """Devices whose newest poll failed."""
+        return len(self._failing)
+
     def forget(self, device_id: str) -> None:
         self._failing.pop(device_id, None)
         self._invalid.pop(device_id, None)
