@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shared.fleet import HASHRATE_MAX_GHS, POWER_MAX_W, device_efficiency, device_hashrate
 from shared.ids import normalize_mac
 from shared.models import Firmware
 
@@ -109,7 +110,7 @@ class _Field:
     parse: Callable[[Any], Any]
 
 
-_GHS = _bounded(0, 1e7)
+_GHS = _bounded(0, HASHRATE_MAX_GHS)
 _CELSIUS = _bounded(-40, 200)
 _MILLI_VOLTS = _bounded(0, 60_000, 1e-3)
 _MILLI_AMPS = _bounded(0, 500_000, 1e-3)
@@ -130,7 +131,7 @@ FIELDS: tuple[_Field, ...] = (
     _Field("hashrate_1d_ghs", ("hashRate_1d",), _GHS),
     _Field("expected_hashrate_ghs", ("expectedHashrate",), _GHS),
     _Field("error_percentage", ("errorPercentage",), _bounded(0, 100)),
-    _Field("power_watts", ("power",), _bounded(0, 10_000)),
+    _Field("power_watts", ("power",), _bounded(0, POWER_MAX_W)),
     _Field("voltage_volts", ("voltage",), _MILLI_VOLTS),
     _Field("current_amps", ("current",), _MILLI_AMPS),
     _Field("core_voltage_volts", ("coreVoltage",), _MILLI_VOLTS),
@@ -203,11 +204,14 @@ def normalize(payload: Mapping[str, Any]) -> Normalized:
                         invalid.append(key)
                 break
 
-    if "hashrate_ghs" not in values and "hashrate_1m_ghs" in values:
-        values["hashrate_ghs"] = values["hashrate_1m_ghs"]
-    hashrate, power = values.get("hashrate_ghs"), values.get("power_watts")
-    if hashrate and power is not None:  # J/TH; undefined at 0 GH/s
-        values["efficiency_jth"] = power / (hashrate / 1000.0)
+    # The fleet rules (shared/fleet.py) every consumer applies: the current rate, else
+    # the 1-minute one; J/TH derived from power and hashrate, undefined at 0 GH/s.
+    hashrate = device_hashrate(values.get("hashrate_ghs"), values.get("hashrate_1m_ghs"))
+    if hashrate is not None:
+        values["hashrate_ghs"] = hashrate
+    efficiency = device_efficiency(None, values.get("power_watts"), hashrate)
+    if efficiency is not None:
+        values["efficiency_jth"] = efficiency
 
     if any(key in payload for key in _NEW_FIRMWARE_KEYS):
         firmware = Firmware.NEW
