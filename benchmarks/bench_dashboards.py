@@ -16,6 +16,11 @@ Scenarios, each with and without the reload permission:
 - burst: `--burst` devices added at once; time until every one is published.
 Without the permission a sample waits for the double's scan, so that scenario
 adds its devices 0.25 s apart without waiting, to sample every phase of the scan.
+
+Baseline, in the same run against a fresh double with the same settings: the bare
+Grafana round trip a client must make for one dashboard (write the file, reload
+or wait for the scan by polling the dashboard, publish), with no bus and no
+service. Each figure is printed beside it, with the ratio.
 """
 
 from __future__ import annotations
@@ -122,9 +127,7 @@ async def spread(s: Scenario, samples: int, gap: float) -> list[float]:
     for i, device in enumerate(devices):
         await s.fleet.add(device, f"miner {i}")
         await asyncio.sleep(gap)  # pacing the load generator, not waiting for a condition
-    await eventually(
-        lambda: all(s.fleet.published(d) for d in devices), timeout=300, what="spread samples"
-    )
+    await eventually(lambda: all(s.fleet.published(d) for d in devices), timeout=300, what="spread samples")
     return [s.latency(d) or float("nan") for d in devices]
 
 
@@ -138,11 +141,64 @@ async def burst(s: Scenario, count: int) -> float:
     return max(s.fleet.history[-1][0], started) - started
 
 
+async def bare_round_trip(root: Path, *, reload: bool, scan: float, samples: int, gap: float) -> list[float]:
+    """The floor: what one dashboard costs against the same double, done by hand."""
+    import aiohttp
+
+    double = GrafanaDouble(root / "dashboards", scan_interval=scan, reload_permitted=reload)
+    double.folder.mkdir(parents=True, exist_ok=True)
+    await double.start()
+    headers = {"X-WEBAUTH-USER": "admin"}
+    try:
+        async with aiohttp.ClientSession(headers=headers) as http:
+
+            async def one(i: int) -> float:
+                uid = f"bare-{i:04d}"
+                started = time.monotonic()
+                body = {"uid": uid, "title": f"bare miner {i}", "schemaVersion": 39, "panels": []}
+                (double.folder / f"{uid}.json").write_text(json.dumps(body))
+                if reload:
+                    async with http.post(f"{double.url}/api/admin/provisioning/dashboards/reload") as r:
+                        assert r.status == 200, r.status
+                delay = 0.01
+                while True:  # the dashboard exists once Grafana has loaded the file
+                    async with http.get(f"{double.url}/api/dashboards/uid/{uid}") as r:
+                        if r.status == 200:
+                            break
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 0.2)
+                publish = {"isEnabled": True, "share": "public"}
+                async with http.post(
+                    f"{double.url}/api/dashboards/uid/{uid}/public-dashboards", json=publish
+                ) as r:
+                    assert r.status == 200, r.status
+                return time.monotonic() - started
+
+            if reload:
+                return [await one(i) for i in range(samples)]
+            tasks = []
+            for i in range(samples):
+                tasks.append(asyncio.create_task(one(i)))
+                await asyncio.sleep(gap)  # pacing, as the service scenario does
+            return list(await asyncio.gather(*tasks))
+    finally:
+        await double.stop()
+
+
+def compare(name: str, service: dict[str, float], bare: dict[str, float]) -> None:
+    for key in ("p50_s", "p95_s"):
+        ratio = service[key] / bare[key] if bare[key] else float("nan")
+        print(
+            f"{name} {key[:-2]:<4} {service[key]:8.4f} s   baseline bare round trip "
+            f"{bare[key]:8.3f} s   ratio {ratio:.2f}"
+        )
+
+
 def summary(latencies: list[float]) -> dict[str, float]:
     return {
         "n": len(latencies),
-        "p50_s": round(percentile(latencies, 50), 3),
-        "p95_s": round(percentile(latencies, 95), 3),
+        "p50_s": round(percentile(latencies, 50), 4),
+        "p95_s": round(percentile(latencies, 95), 4),
         "max_s": round(max(latencies), 3),
     }
 
@@ -164,7 +220,22 @@ async def main() -> None:
             results["latency_no_reload"] = summary(await spread(s, args.samples, 0.25))
         async with Scenario(root / "d", reload=False, scan=args.scan) as s:
             results["burst_no_reload_s"] = round(await burst(s, args.burst), 2)
+        results["bare_reload"] = summary(
+            await bare_round_trip(root / "e", reload=True, scan=args.scan, samples=args.samples, gap=0)
+        )
+        results["bare_no_reload"] = summary(
+            await bare_round_trip(root / "f", reload=False, scan=args.scan, samples=args.samples, gap=0.25)
+        )
     results["burst_devices"] = args.burst
+    print(f"dashboards benchmark, scan interval {args.scan:g} s, {args.samples} samples")
+    compare("added -> published, reload permitted   ", results["latency_reload"], results["bare_reload"])
+    compare(
+        "added -> published, no reload (scan)    ", results["latency_no_reload"], results["bare_no_reload"]
+    )
+    print(
+        f"{args.burst} devices added at once, all published: reload {results['burst_reload_s']} s, "
+        f"no reload {results['burst_no_reload_s']} s"
+    )
     print(json.dumps(results, indent=2))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "dashboards.json").write_text(json.dumps(results, indent=2) + "\n")
