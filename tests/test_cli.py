@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -111,6 +112,8 @@ async def test_pluto_up_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None
         assert "registered 4 simulated devices" in text
         assert f"http://127.0.0.1:{exporter_port}/metrics" in text
         assert "Grafana: nothing answers at" in text
+        if shutil.which("prometheus") or os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            assert re.search(r"Prometheus: http://127\.0\.0\.1:\d+ ", text), text
         token = re.search(r"operator token for register/remove: (\S+)", text)
         assert token and len(token.group(1)) >= 16
 
