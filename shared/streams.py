@@ -6,11 +6,14 @@ objects it is given, and tests run several brokers in one process.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from faststream.nats import JStream
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import StorageType, StreamConfig
+from nats.js.api import DeliverPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
 from shared import subjects
@@ -65,3 +68,39 @@ async def ensure_streams(js: JetStreamContext) -> None:
             log.info("created stream %s", config.name)
         else:
             await js.update_stream(config=config)
+
+
+async def follow_last_per_subject(
+    js: JetStreamContext,
+    stream: str,
+    subject: str,
+    handle: Callable[[Msg], Awaitable[None]],
+    caught_up: asyncio.Event,
+) -> JetStreamContext.PushSubscription:
+    """Replay the last message of every subject, in stream order, then follow live.
+
+    An ordered consumer: every replica gets everything, no durable, no acks.
+    `caught_up` is set once the replay has been handled: a message reports nothing
+    pending, or the stream's last message at start (the last of its subject, so it
+    is replayed) has been handled.
+    """
+    info = await js.stream_info(stream)
+    last_seq = info.state.last_seq
+    if not info.state.messages:
+        caught_up.set()
+
+    async def on_message(msg: Msg) -> None:
+        await handle(msg)
+        if not caught_up.is_set():
+            meta = msg.metadata
+            if meta.num_pending == 0 or meta.sequence.stream >= last_seq:
+                caught_up.set()
+
+    return await js.subscribe(
+        subject,
+        stream=stream,
+        cb=on_message,
+        ordered_consumer=True,
+        deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+        pending_msgs_limit=-1,  # a replay of the whole fleet arrives at once
+    )

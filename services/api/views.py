@@ -21,12 +21,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
-from nats.js.api import DeliverPolicy
 from pydantic import ValidationError
 
 from services.api.fleet import DeviceTrack, fold
@@ -65,10 +64,10 @@ class Views:
     async def start(self, js: JetStreamContext) -> None:
         self._subscriptions = [
             await follow_registry(js, self.on_device_event, self.devices_caught_up),
-            await _follow(
+            await streams.follow_last_per_subject(
                 js, streams.READINGS, subjects.READINGS_ALL, self.on_reading, self.readings_caught_up
             ),
-            await _follow(
+            await streams.follow_last_per_subject(
                 js, streams.DASHBOARDS, subjects.DASHBOARDS_ALL, self.on_dashboard, self.dashboards_caught_up
             ),
         ]
@@ -215,36 +214,3 @@ class Views:
         self._logged.add(subject)
         detail = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
         log.warning("ignoring message on %s: %s (not logged again for this subject)", subject, detail)
-
-
-async def _follow(
-    js: JetStreamContext,
-    stream: str,
-    subject: str,
-    handle: Callable[[Msg], Awaitable[None]],
-    caught_up: asyncio.Event,
-) -> JetStreamContext.PushSubscription:
-    """Replay the last message of every subject, then follow live; set `caught_up` after the replay.
-
-    Caught up: a message reports nothing pending, or the stream's last message at
-    start (which is the last of its subject, so it is replayed) has been handled.
-    """
-    info = await js.stream_info(stream)
-    last_seq = info.state.last_seq
-    if not info.state.messages:
-        caught_up.set()
-
-    async def on_message(msg: Msg) -> None:
-        await handle(msg)
-        if not caught_up.is_set():
-            meta = msg.metadata
-            if meta.num_pending == 0 or meta.sequence.stream >= last_seq:
-                caught_up.set()
-
-    return await js.subscribe(
-        subject,
-        cb=on_message,
-        ordered_consumer=True,
-        deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
-        pending_msgs_limit=-1,  # a replay of the whole fleet arrives at once
-    )

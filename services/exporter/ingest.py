@@ -19,11 +19,12 @@ import zlib
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import DeliverPolicy
 from pydantic import TypeAdapter, ValidationError
 
 from shared.models import DeviceEvent, DeviceReading
+from shared.streams import follow_last_per_subject
 
 from .state import FleetState
 
@@ -128,28 +129,15 @@ async def replay_stream(
     replay began (or a newer one) has been handled; live traffic meanwhile
     arrives through the core subscription, and the state keeps the newest.
     """
-    info = await js.stream_info(stream)
-    if not info.state.messages:
-        return 0
-    target = info.state.last_seq or 0
-    caught_up = asyncio.Event()
     replayed = 0
 
-    async def on_message(msg: object) -> None:
+    async def counted(msg: Msg) -> None:
         nonlocal replayed
         replayed += 1
-        await handler(msg)  # type: ignore[arg-type]
-        meta = msg.metadata  # type: ignore[attr-defined]
-        if meta.sequence.stream >= target or meta.num_pending == 0:
-            caught_up.set()
+        await handler(msg)
 
-    sub = await js.subscribe(
-        subject,
-        stream=stream,
-        cb=on_message,
-        ordered_consumer=True,
-        deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
-    )
+    caught_up = asyncio.Event()
+    sub = await follow_last_per_subject(js, stream, subject, counted, caught_up)
     try:
         await asyncio.wait_for(caught_up.wait(), timeout)
     except TimeoutError:
