@@ -33,6 +33,7 @@ from aiohttp import web
 from .provisioning import Provisioner, read_folder
 from .state import (
     UID_RE,
+    Dashboard,
     Database,
     PublicDashboard,
     User,
@@ -459,8 +460,9 @@ class GrafanaDouble:
         del self.db.publics[uid]
         return web.Response(status=200)  # empty body
 
-    async def view_public(self, request: web.Request) -> web.Response:
-        public = self.db.public_by_token(request.match_info["token"])
+    def _public_dashboard(self, token: str) -> Dashboard | web.Response:
+        """The dashboard an anonymous viewer may see under `token`, or Grafana's refusal."""
+        public = self.db.public_by_token(token)
         if public is None:
             return _pd_error(404, "notFound", "Public dashboard not found")
         if not public.is_enabled:
@@ -468,6 +470,12 @@ class GrafanaDouble:
         dashboard = self.db.dashboards.get(public.dashboard_uid)
         if dashboard is None:
             return _pd_error(404, "dashboardNotFound", "Dashboard not found")
+        return dashboard
+
+    async def view_public(self, request: web.Request) -> web.Response:
+        dashboard = self._public_dashboard(request.match_info["token"])
+        if isinstance(dashboard, web.Response):
+            return dashboard
         return _json(
             200,
             {
@@ -477,14 +485,9 @@ class GrafanaDouble:
         )
 
     async def query_public(self, request: web.Request) -> web.Response:
-        public = self.db.public_by_token(request.match_info["token"])
-        if public is None:
-            return _pd_error(404, "notFound", "Public dashboard not found")
-        if not public.is_enabled:
-            return _pd_error(403, "notEnabled", "Public dashboard paused")
-        dashboard = self.db.dashboards.get(public.dashboard_uid)
-        if dashboard is None:
-            return _pd_error(404, "dashboardNotFound", "Dashboard not found")
+        dashboard = self._public_dashboard(request.match_info["token"])
+        if isinstance(dashboard, web.Response):
+            return dashboard
         try:
             panel_id = int(request.match_info["panel_id"])
         except ValueError:
