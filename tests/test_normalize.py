@@ -115,6 +115,11 @@ def test_zero_is_a_value() -> None:
         ("sharesAccepted", 1.5),
         ("voltage", True),
         ("bestDiff", "lots"),
+        # The stdlib decoder (used when a body has NaN) keeps integers too large for a float.
+        ("power", 10**400),
+        ("sharesAccepted", 10**400),
+        ("macAddr", ["aa:bb:cc:dd:ee:ff"]),  # unhashable, where the MAC parse is cached
+        ("macAddr", "not-a-mac"),
     ],
 )
 def test_one_bad_field_costs_only_itself(field: str, value: object) -> None:

@@ -21,7 +21,7 @@ from faststream import FastStream
 from faststream.nats import NatsBroker
 from nats.js import JetStreamContext
 
-from services.poller.client import make_session
+from services.poller.client import info_url, make_session
 from services.poller.polling import DevicePoller
 from services.poller.publishing import BatchingPublisher
 from services.poller.scheduler import Cadence, Scheduler, Target
@@ -95,7 +95,7 @@ class PollerService:
     def on_device_event(self, event: DeviceAdded | DeviceRemoved) -> None:
         assert self.scheduler is not None and self.poller is not None, "service not started"
         if isinstance(event, DeviceAdded):
-            self.scheduler.upsert(Target(event.id, str(event.url)))
+            self.scheduler.upsert(Target(event.id, info_url(str(event.url))))
         else:
             self.scheduler.remove(event.id)
             self.poller.forget(event.id)

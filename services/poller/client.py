@@ -7,13 +7,13 @@ value or a typed failure, never an exception.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from shared.models import ReadingError
 
@@ -44,26 +44,37 @@ def make_session(max_connections: int) -> aiohttp.ClientSession:
     )
 
 
-def info_url(base_url: str) -> str:
-    return base_url.rstrip("/") + INFO_PATH
+def info_url(base_url: str) -> URL:
+    return URL(base_url.rstrip("/") + INFO_PATH)
+
+
+def request_timeout(timeout_s: float) -> aiohttp.ClientTimeout:
+    """One hard deadline for connect, headers and body.
+
+    aiohttp's `total` timer runs until the connection is released, so it bounds
+    the body read too (a dribbling device times out). `ceil_threshold` off: a
+    deadline is exact, not rounded up to the next whole second.
+    """
+    return aiohttp.ClientTimeout(total=timeout_s, ceil_threshold=float("inf"))
 
 
 async def fetch_info(
-    session: aiohttp.ClientSession, url: str, *, timeout_s: float, max_body_bytes: int
+    session: aiohttp.ClientSession, url: URL, *, timeout: aiohttp.ClientTimeout, max_body_bytes: int
 ) -> FetchResult:
     try:
-        async with asyncio.timeout(timeout_s):
-            return await _fetch(session, url, max_body_bytes)
+        return await _fetch(session, url, timeout, max_body_bytes)
     except TimeoutError:
-        return FetchFailure(ReadingError.TIMEOUT, f"no complete answer within {timeout_s:g}s")
+        return FetchFailure(ReadingError.TIMEOUT, f"no complete answer within {timeout.total:g}s")
     except aiohttp.ClientError as exc:
         return FetchFailure(ReadingError.CONNECTION, f"{type(exc).__name__}: {exc}"[:300])
     except OSError as exc:
         return FetchFailure(ReadingError.CONNECTION, f"{type(exc).__name__}: {exc}"[:300])
 
 
-async def _fetch(session: aiohttp.ClientSession, url: str, max_body_bytes: int) -> FetchResult:
-    async with session.get(url, allow_redirects=False) as response:
+async def _fetch(
+    session: aiohttp.ClientSession, url: URL, timeout: aiohttp.ClientTimeout, max_body_bytes: int
+) -> FetchResult:
+    async with session.get(url, allow_redirects=False, timeout=timeout) as response:
         if response.status != 200:
             return FetchFailure(ReadingError.HTTP_STATUS, f"HTTP {response.status}")
         declared = response.content_length

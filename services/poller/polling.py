@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 
-from services.poller.client import FetchFailure, fetch_info, info_url
+from services.poller.client import FetchFailure, fetch_info, request_timeout
 from services.poller.normalize import normalize
 from services.poller.scheduler import Target
 from services.poller.settings import PollerSettings
@@ -26,6 +26,7 @@ class DevicePoller:
         self._session = session
         self._settings = settings
         self._publish = publish
+        self._timeout = request_timeout(settings.timeout_s)
         self._failing: dict[str, ReadingError] = {}
         self._invalid: dict[str, tuple[str, ...]] = {}
 
@@ -42,8 +43,8 @@ class DevicePoller:
         started = time.time()
         result = await fetch_info(
             self._session,
-            info_url(target.base_url),
-            timeout_s=self._settings.timeout_s,
+            target.info_url,
+            timeout=self._timeout,
             max_body_bytes=self._settings.max_body_bytes,
         )
         finished = time.time()
@@ -93,7 +94,7 @@ class DevicePoller:
             log.warning(
                 "device %s at %s: %s (%s)",
                 target.device_id,
-                target.base_url,
+                target.info_url,
                 reading.error.value,
                 reading.error_message,
             )
