@@ -90,9 +90,17 @@ def row(
     unit: str,
     baseline: float | None = None,
     baseline_name: str = "",
-    higher_is_better: bool = True,
 ) -> str:
-    text = f"{name:<46} {value:>12,.1f} {unit}"
+    text = f"{name:<46} {_figure(value):>12} {unit}"
     if baseline is not None and baseline > 0:
-        text += f"   baseline {baseline_name}: {baseline:,.1f} {unit}   ratio {value / baseline:.2f}"
+        text += f"   baseline {baseline_name}: {_figure(baseline)} {unit}   ratio {value / baseline:.2f}"
     return text
+
+
+def _figure(value: float) -> str:
+    """Three significant digits at least: 0.256 s, 3.42 ms, 12,345 req/s."""
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3g}"

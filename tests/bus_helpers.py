@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import nats
 from nats.aio.msg import Msg
+from pydantic import ValidationError
 
 from shared.models import DeviceReading
 
@@ -27,6 +28,7 @@ class BusTap:
 
     def __init__(self) -> None:
         self.raw: list[tuple[str, bytes]] = []
+        self.invalid_readings: list[str] = []  # a callback's exception would only be logged
         self.readings: dict[str, list[DeviceReading]] = defaultdict(list)
         self.arrivals: dict[str, list[float]] = defaultdict(list)
         self._client: nats.NATS | None = None
@@ -42,7 +44,11 @@ class BusTap:
             return
         self.raw.append((msg.subject, msg.data))
         if msg.subject.startswith("pluto.readings."):
-            reading = DeviceReading.model_validate_json(msg.data)
+            try:
+                reading = DeviceReading.model_validate_json(msg.data)
+            except ValidationError as exc:
+                self.invalid_readings.append(f"{msg.subject}: {exc}")
+                return
             assert msg.subject == f"pluto.readings.{reading.device_id}"
             self.readings[reading.device_id].append(reading)
             self.arrivals[reading.device_id].append(time.monotonic())
@@ -57,3 +63,4 @@ class BusTap:
     async def stop(self) -> None:
         if self._client is not None:
             await self._client.close()
+        assert not self.invalid_readings, f"readings that are not DeviceReadings: {self.invalid_readings[:3]}"

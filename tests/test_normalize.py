@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.poller.normalize import FIELDS, SECRET_KEYS, normalize
+from services.poller.polling import ok_reading_json
 from shared.models import DeviceReading, Firmware
 
 LEGACY = {
@@ -156,3 +160,52 @@ def test_hostile_hostnames_are_carried_as_bounded_printable_data() -> None:
 def test_payload_without_measurements_is_not_usable() -> None:
     assert not normalize({"hostname": "x"}).usable
     assert not normalize({"power": "bad"}).usable
+
+
+def test_every_normalized_field_is_a_reading_field() -> None:
+    # Consumers ignore unknown keys, so a misnamed target would vanish without a sound.
+    targets = {f.target for f in FIELDS} | {"efficiency_jth"}
+    assert targets <= set(DeviceReading.model_fields)
+
+
+def assert_encoding_matches_model(payload: dict[str, Any]) -> None:
+    """The hot path's orjson encoding says exactly what the validated model says."""
+    n = normalize(payload)
+    encoded = ok_reading_json("d1", 0.0, 0.0, n)
+    assert DeviceReading.model_validate_json(encoded) == reading_of(payload)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        LEGACY,
+        NEW,
+        {**NEW, "hostname": "h" * 300, "version": "v\x00" * 50, "power": math.nan, "temp": "hot"},
+        {**LEGACY, "bestDiff": "1e400", "sharesAccepted": 10**400, "macAddr": "zz"},
+        {"power": 0},
+    ],
+    ids=["legacy", "new", "hostile", "faulty", "minimal"],
+)
+def test_reading_encoding_matches_the_model(payload: dict[str, Any]) -> None:
+    assert_encoding_matches_model(payload)
+
+
+_KEYS = sorted({key for f in FIELDS for key in f.sources} | SECRET_KEYS | {"unknown"})
+_JSON_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**20), max_value=10**400),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=300),
+    st.sampled_from(["4.93G", "25.1k", " 12 ", "1e3", "NaN", "aa:bb:cc:dd:ee:ff", "AA-BB-CC-DD-EE-FF"]),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(_KEYS), _JSON_VALUES))
+def test_any_payload_normalizes_to_a_valid_reading_or_none(payload: dict[str, Any]) -> None:
+    # Whatever a device sends: no exception, and a usable result is a valid reading.
+    if normalize(payload).usable:
+        assert_encoding_matches_model(payload)

@@ -21,15 +21,14 @@ from faststream import FastStream
 from faststream.nats import NatsBroker
 from nats.js import JetStreamContext
 
-from services.poller.client import info_url, make_session
-from services.poller.polling import DevicePoller
+from services.poller.client import make_session
+from services.poller.polling import DevicePoller, Target
 from services.poller.publishing import BatchingPublisher
-from services.poller.scheduler import Cadence, Scheduler, Target
+from services.poller.scheduler import Cadence, Scheduler
 from services.poller.settings import PollerSettings
-from shared import subjects
 from shared.bus import jetstream, make_broker, prepare_bus
 from shared.health import Health, HealthServer, nats_connected
-from shared.models import DeviceAdded, DeviceReading, DeviceRemoved
+from shared.models import DeviceAdded, DeviceRemoved
 from shared.registry import follow_registry
 
 log = logging.getLogger(__name__)
@@ -42,7 +41,7 @@ class PollerService:
         self.settings = settings
         self.broker = broker
         self._rng = rng
-        self.scheduler: Scheduler | None = None
+        self.scheduler: Scheduler[Target] | None = None
         self.poller: DevicePoller | None = None
         self.registry_caught_up = asyncio.Event()
         self._registry: JetStreamContext.PushSubscription | None = None
@@ -85,17 +84,17 @@ class PollerService:
         if self._publisher is not None:
             await self._publisher.close()
 
-    async def _publish(self, reading: DeviceReading) -> None:
+    def _publish(self, subject: str, reading: bytes) -> None:
         # The hot path (thousands a second): core publishes on the broker's own nats-py
         # connection, batched per socket write; the stream captures them.
         assert self._publisher is not None, "service not started"
         self.readings_published += 1
-        self._publisher.publish(subjects.reading(reading.device_id), reading.model_dump_json().encode())
+        self._publisher.publish(subject, reading)
 
     def on_device_event(self, event: DeviceAdded | DeviceRemoved) -> None:
         assert self.scheduler is not None and self.poller is not None, "service not started"
         if isinstance(event, DeviceAdded):
-            self.scheduler.upsert(Target(event.id, info_url(str(event.url))))
+            self.scheduler.upsert(Target.of(event.id, str(event.url)))
         else:
             self.scheduler.remove(event.id)
             self.poller.forget(event.id)

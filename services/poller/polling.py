@@ -4,19 +4,63 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import aiohttp
+import orjson
+from yarl import URL
 
-from services.poller.client import FetchFailure, fetch_info, request_timeout
-from services.poller.normalize import normalize
-from services.poller.scheduler import Target
+from services.poller.client import FetchFailure, fetch_info, info_url, request_timeout
+from services.poller.normalize import Normalized, normalize
 from services.poller.settings import PollerSettings
+from shared import subjects
 from shared.models import DeviceReading, ReadingError
 
 log = logging.getLogger(__name__)
 
-PublishReading = Callable[[DeviceReading], Awaitable[None]]
+# (subject, encoded DeviceReading); publishing only queues, so it is not awaited.
+PublishReading = Callable[[str, bytes], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A device as a poll needs it, worked out once when the device is added.
+
+    Per poll, parsing the URL (yarl) and validating the id for the subject cost
+    ~4% of the poller's CPU, profiled at 10,000 devices.
+    """
+
+    device_id: str
+    info_url: URL
+    subject: str
+
+    @classmethod
+    def of(cls, device_id: str, base_url: str) -> Target:
+        return cls(device_id, info_url(base_url), subjects.reading(device_id))
+
+
+def ok_reading_json(device_id: str, started: float, finished: float, normalized: Normalized) -> bytes:
+    """A successful reading, encoded as DeviceReading JSON without building the model.
+
+    The hot path (thousands a second): `normalize` has already typed and bounded
+    every value within DeviceReading's own limits, so validating them again and
+    serializing through pydantic (~10 us a reading) would only repeat it. Fields
+    without a value are left out; DeviceReading reads them as None. The tests hold
+    this to the model: every published reading is validated as a DeviceReading, and
+    the encoding is compared with the model's for hostile and faulty payloads.
+    """
+    return orjson.dumps(
+        {
+            "device_id": device_id,
+            "ok": True,
+            "poll_started_at": started,
+            "poll_finished_at": finished,
+            "firmware": normalized.firmware,
+            "invalid_fields": normalized.invalid_fields,
+            **normalized.values,
+        }
+    )
 
 
 class DevicePoller:
@@ -49,55 +93,41 @@ class DevicePoller:
         )
         finished = time.time()
         if isinstance(result, FetchFailure):
-            reading = _error(target, started, finished, result.kind, result.message)
+            kind, message = result.kind, result.message
         elif not isinstance(result.payload, dict):
-            reading = _error(
-                target,
-                started,
-                finished,
-                ReadingError.INVALID_PAYLOAD,
-                f"expected a JSON object, got {type(result.payload).__name__}",
-            )
+            kind = ReadingError.INVALID_PAYLOAD
+            message = f"expected a JSON object, got {type(result.payload).__name__}"
         else:
             normalized = normalize(result.payload)
-            if normalized.usable:
-                reading = DeviceReading(
-                    device_id=target.device_id,
-                    ok=True,
-                    poll_started_at=started,
-                    poll_finished_at=finished,
-                    firmware=normalized.firmware,
-                    invalid_fields=normalized.invalid_fields,
-                    **normalized.values,
-                )
-            else:
-                reading = _error(
-                    target,
-                    started,
-                    finished,
-                    ReadingError.INVALID_PAYLOAD,
-                    "no usable measurement in the payload",
-                )
             self._note_invalid_fields(target, normalized.invalid_fields)
-        self._note_outcome(target, reading)
-        await self._publish(reading)
-        return reading.ok
+            if normalized.usable:
+                self._note_answered(target)
+                self._publish(
+                    target.subject, ok_reading_json(target.device_id, started, finished, normalized)
+                )
+                return True
+            kind, message = ReadingError.INVALID_PAYLOAD, "no usable measurement in the payload"
+        # The rare path: built and validated as the model.
+        reading = DeviceReading(
+            device_id=target.device_id,
+            ok=False,
+            error=kind,
+            error_message=message,
+            poll_started_at=started,
+            poll_finished_at=finished,
+        )
+        self._note_failed(target, kind, message)
+        self._publish(target.subject, reading.model_dump_json(exclude_none=True).encode())
+        return False
 
-    def _note_outcome(self, target: Target, reading: DeviceReading) -> None:
-        previous = self._failing.get(target.device_id)
-        if reading.error is None:
-            if previous is not None:
-                del self._failing[target.device_id]
-                log.info("device %s answers again", target.device_id)
-        elif previous != reading.error:
-            self._failing[target.device_id] = reading.error
-            log.warning(
-                "device %s at %s: %s (%s)",
-                target.device_id,
-                target.info_url,
-                reading.error.value,
-                reading.error_message,
-            )
+    def _note_answered(self, target: Target) -> None:
+        if self._failing.pop(target.device_id, None) is not None:
+            log.info("device %s answers again", target.device_id)
+
+    def _note_failed(self, target: Target, kind: ReadingError, message: str) -> None:
+        if self._failing.get(target.device_id) != kind:
+            self._failing[target.device_id] = kind
+            log.warning("device %s at %s: %s (%s)", target.device_id, target.info_url, kind.value, message)
 
     def _note_invalid_fields(self, target: Target, fields: tuple[str, ...]) -> None:
         if fields and self._invalid.get(target.device_id) != fields:
@@ -106,16 +136,3 @@ class DevicePoller:
             self._invalid[target.device_id] = fields
         else:
             self._invalid.pop(target.device_id, None)
-
-
-def _error(
-    target: Target, started: float, finished: float, kind: ReadingError, message: str
-) -> DeviceReading:
-    return DeviceReading(
-        device_id=target.device_id,
-        ok=False,
-        error=kind,
-        error_message=message,
-        poll_started_at=started,
-        poll_finished_at=finished,
-    )

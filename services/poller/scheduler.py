@@ -14,17 +14,19 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-
-from yarl import URL
+from typing import Generic, Protocol, TypeVar
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
-    device_id: str
-    # Parsed once per device: yarl parsing a str URL was ~3% of the poller's CPU per poll.
-    info_url: URL
+class Polled(Protocol):
+    """What the scheduler needs of a target: which device it is (and equality)."""
+
+    @property
+    def device_id(self) -> str: ...
+
+
+T = TypeVar("T", bound=Polled)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,22 +43,23 @@ class Cadence:
         return delay * (1 + rng.uniform(-self.jitter, self.jitter))
 
 
-# Polls a device once; returns True when the device answered usefully.
-PollOnce = Callable[[Target], Awaitable[bool]]
-
-
-class Scheduler:
-    def __init__(self, poll_once: PollOnce, cadence: Cadence, rng: random.Random | None = None):
+class Scheduler(Generic[T]):
+    def __init__(
+        self,
+        poll_once: Callable[[T], Awaitable[bool]],  # True when the device answered usefully
+        cadence: Cadence,
+        rng: random.Random | None = None,
+    ):
         self._poll_once = poll_once
         self._cadence = cadence
         self._rng = rng or random.Random()
-        self._loops: dict[str, tuple[Target, asyncio.Task[None]]] = {}
+        self._loops: dict[str, tuple[T, asyncio.Task[None]]] = {}
 
     @property
     def device_ids(self) -> set[str]:
         return set(self._loops)
 
-    def upsert(self, target: Target) -> None:
+    def upsert(self, target: T) -> None:
         """Start polling a device, or restart its loop if its URL changed."""
         current = self._loops.get(target.device_id)
         if current is not None:
@@ -79,7 +82,7 @@ class Scheduler:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _run(self, target: Target) -> None:
+    async def _run(self, target: T) -> None:
         loop = asyncio.get_running_loop()
         next_at = loop.time() + self._rng.uniform(0, self._cadence.interval_s)
         failures = 0
