@@ -1,6 +1,6 @@
 """How many devices one poller process keeps at a 5 s interval, against a bare aiohttp loop.
 
-    .venv/bin/python -m benchmarks.bench_poller [--levels 1000,2500,5000,7500] [--measure 15]
+    .venv/bin/python -m benchmarks.bench_poller [--levels 5000,10000,12500,15000] [--measure 15]
 
 Processes, all on loopback: nats-server, the simulator (one process serving
 every device), the poller (one process), and this observer, which subscribes
@@ -182,7 +182,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--levels", default="1000,2500,5000,7500")
+    parser.add_argument("--levels", default="5000,10000,12500,15000")
     parser.add_argument("--measure", type=float, default=15.0)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/poller.txt"))
     args = parser.parse_args()
