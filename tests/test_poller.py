@@ -223,6 +223,37 @@ async def test_every_fault_yields_an_error_or_partial_reading_and_costs_no_other
         assert max(gaps) < INTERVAL * 1.1 + 0.35, (device_id, gaps)
 
 
+async def test_hanging_devices_cannot_take_the_slots_of_answering_ones(
+    bus_settings: BusSettings, registry: Registry, simulator: RunningSimulator, tap: BusTap
+) -> None:
+    # Six hanging devices would need ~5 slots (0.4 s held every 0.5 s); answering ones
+    # have 2. Once the hanging ones have failed, they queue for their own single slot.
+    settings = poller_settings(bus_settings).model_copy(
+        update={"max_in_flight": 2, "max_in_flight_failing": 1}
+    )
+    app = create_app(settings, rng=random.Random(1))
+    await app.start()
+    try:
+        hanging = []
+        for index in range(6):
+            simulator.fleet.set_fault(f"mockaxe{index + 1}", "timeout")
+            hanging.append(await registry.add(index))
+        answering = [await registry.add(i) for i in range(6, 12)]
+        await wait_for(
+            lambda: all(tap.count(i) >= 1 for i in hanging), what="each hanging device failing once"
+        )
+        failed_at = time.monotonic()
+        await wait_for(lambda: all(tap.count(i) >= 8 for i in answering), timeout=30, what="8 readings each")
+    finally:
+        await app.stop()
+    assert all(r.error is ReadingError.TIMEOUT for i in hanging for r in tap.readings[i])
+    for device_id in answering:
+        assert all(r.ok for r in tap.readings[device_id])
+        arrivals = [t for t in tap.arrivals[device_id] if t >= failed_at]
+        gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+        assert max(gaps) < INTERVAL * 1.1 + 0.35, (device_id, gaps)
+
+
 HOSTILE = ["../../x", "a\"b{c}'d", "矿机-⛏", "1miner", "h" * 300, "pluto.readings.>", "*"]
 
 

@@ -57,7 +57,7 @@ class PollerService:
     async def start(self) -> None:
         await prepare_bus(self.broker)
         self._publisher = BatchingPublisher(self.broker.connection, self.settings.publish_window_s)
-        self._session = make_session(self.settings.max_connections)
+        self._session = make_session(self.settings.max_in_flight + self.settings.max_in_flight_failing)
         self.poller = DevicePoller(self._session, self.settings, self._publish)
         self.scheduler = Scheduler(
             self.poller.poll_once,

@@ -35,6 +35,8 @@ FetchResult = FetchSuccess | FetchFailure
 
 
 def make_session(max_connections: int) -> aiohttp.ClientSession:
+    # As many connections as requests may be in flight: a request never waits for one
+    # (that wait would count against its deadline).
     connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0, ttl_dns_cache=300)
     return aiohttp.ClientSession(
         connector=connector,

@@ -26,7 +26,15 @@ class PollerSettings(BusSettings):
     publish_window_s: float = Field(
         default=0.01, ge=0, le=1, description="readings are held this long to share one socket write"
     )
-    max_connections: int = Field(default=2000, ge=1, description="open HTTP connections across all devices")
+    max_in_flight: int = Field(
+        default=512,
+        ge=1,
+        description="requests in flight at once to devices that answer; a poll waits for a slot "
+        "before its deadline starts",
+    )
+    max_in_flight_failing: int = Field(
+        default=128, ge=1, description="requests in flight at once to devices whose last poll failed"
+    )
     # /healthz and /readyz (shared/health.py). Loopback by default: containers set 0.0.0.0
     # in deploy/. 9111 sits beside the exporter's 9110 and the dashboards service's 9112.
     health_host: str = Field(default="127.0.0.1", description="address /healthz and /readyz listen on")
