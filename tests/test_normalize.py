@@ -166,6 +166,9 @@ def test_every_normalized_field_is_a_reading_field() -> None:
     # Consumers ignore unknown keys, so a misnamed target would vanish without a sound.
     targets = {f.target for f in FIELDS} | {"efficiency_jth"}
     assert targets <= set(DeviceReading.model_fields)
+    # ok_reading_json spreads the values after the envelope; none may overwrite it.
+    envelope = {"device_id", "ok", "error", "error_message", "poll_started_at", "poll_finished_at"}
+    assert not targets & (envelope | {"firmware", "invalid_fields"})
 
 
 def assert_encoding_matches_model(payload: dict[str, Any]) -> None:
