@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -31,38 +29,10 @@ from services.dashboards.render import Renderer
 from shared import subjects
 from shared.models import DeviceAdded, DeviceReading, Firmware
 from shared.settings import BusSettings
+from tests.deploy_helpers import free_port, running_prometheus, stop
 from tests.grafana_double.harness import eventually
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 DEVICES = {"aabbccddee01": "rig-one", "aabbccddee02": "rig-two"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def prometheus_binary() -> str:
-    found = shutil.which("prometheus") or (
-        "/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None
-    )
-    if found is None:
-        message = "the prometheus binary is missing (apt-get install -y prometheus)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture
@@ -89,25 +59,14 @@ def exporter(bus_settings: BusSettings, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def prometheus(exporter: str, tmp_path: Path) -> Iterator[str]:
-    """A real Prometheus scraping the exporter every second; yields its base URL."""
-    binary = prometheus_binary()
-    port = free_port()
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
+    """A real Prometheus scraping the exporter every second, ready; yields its base URL."""
+    config = (
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
         "scrape_configs:\n  - job_name: pluto\n"
         f"    static_configs:\n      - targets: ['{exporter}']\n"
     )
-    with open(tmp_path / "prometheus.log", "ab") as log:
-        process = subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(process)
+    with running_prometheus(config, tmp_path / "prometheus") as base:
+        yield base
 
 
 def reading(device_id: str, hostname: str, n: int) -> DeviceReading:
