@@ -112,14 +112,22 @@ class Bench:
         return path
 
 
-async def bare_loop(urls_file: Path, seconds: float, rate: float | None = None) -> dict[str, float]:
-    """The baseline, in its own process: 32 workers, paced at `rate` GETs/s or flat out."""
+async def start_bare_loop(urls_file: Path, seconds: float, rate: float | None = None) -> Proc:
+    """The baseline, in its own process: 32 workers, paced at `rate` GETs/s or flat out.
+
+    Returns once it has started measuring; `bare_loop_result` waits for its figures.
+    """
     args = ["--base-urls-file", str(urls_file), "--seconds", str(seconds), "--concurrency", "32"]
     if rate is not None:
         args += ["--rate", str(rate)]
-    bare = await start_python("benchmarks.bare_get_loop", *args, ready=r"gets_per_s")
+    return await start_python("benchmarks.bare_get_loop", *args, ready=r"^started")
+
+
+async def bare_loop_result(bare: Proc) -> dict[str, float]:
+    assert bare.process.stdout is not None
+    line = await bare.process.stdout.readline()
     await bare.stop()
-    result: dict[str, float] = json.loads(bare.ready_line)
+    result: dict[str, float] = json.loads(line)
     return result
 
 
@@ -134,21 +142,10 @@ async def efficiency(bench: Bench, level: int, seconds: float) -> tuple[float, f
     try:
         await asyncio.sleep(INTERVAL * 1.2)  # every device's first poll has landed
         for window in range(EFFICIENCY_WINDOWS):
-            bare = await start_python(
-                "benchmarks.bare_get_loop",
-                "--base-urls-file",
-                str(urls),
-                "--seconds",
-                str(seconds),
-                "--rate",
-                str(rate),
-                ready=r"^started",
-            )
+            bare = await start_bare_loop(urls, seconds, rate)
             count0, cpu0 = bench.observer.ok, cpu_seconds(poller.pid)
-            assert bare.process.stdout is not None
-            result = json.loads(await bare.process.stdout.readline())
+            result = await bare_loop_result(bare)
             polls, cpu = bench.observer.ok - count0, cpu_seconds(poller.pid) - cpu0
-            await bare.stop()
             pair = (1000 * cpu / max(polls, 1), result["cpu_s_per_1000"])
             pairs.append(pair)
             line = (
@@ -273,7 +270,9 @@ async def main(levels: list[int], measure_s: float, out: Path) -> None:
         lines += found
         overload_rate, found = await overload(bench, measure_s)
         lines += found
-        flat_out = await bare_loop(bench.urls_file(max(best.devices, levels[0])), measure_s)
+        flat_out = await bare_loop_result(
+            await start_bare_loop(bench.urls_file(max(best.devices, levels[0])), measure_s)
+        )
     finally:
         await client.close()
         await sim.stop()
