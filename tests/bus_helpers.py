@@ -28,7 +28,8 @@ class BusTap:
 
     def __init__(self) -> None:
         self.raw: list[tuple[str, bytes]] = []
-        self.invalid_readings: list[str] = []  # a callback's exception would only be logged
+        # Checked at stop: an exception in the callback would only be logged.
+        self.invalid_readings: list[str] = []
         self.readings: dict[str, list[DeviceReading]] = defaultdict(list)
         self.arrivals: dict[str, list[float]] = defaultdict(list)
         self._client: nats.NATS | None = None
@@ -49,7 +50,9 @@ class BusTap:
             except ValidationError as exc:
                 self.invalid_readings.append(f"{msg.subject}: {exc}")
                 return
-            assert msg.subject == f"pluto.readings.{reading.device_id}"
+            if msg.subject != f"pluto.readings.{reading.device_id}":
+                self.invalid_readings.append(f"{msg.subject}: a reading of {reading.device_id}")
+                return
             self.readings[reading.device_id].append(reading)
             self.arrivals[reading.device_id].append(time.monotonic())
 
