@@ -6,11 +6,13 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import nats
+import pytest
 from aiohttp import web
 from nats.js import JetStreamContext
 from yarl import URL
@@ -22,7 +24,9 @@ from services.api.views import Views
 from shared import streams, subjects
 from shared.models import DashboardState, DeviceAdded, DeviceReading
 from shared.registry import publish_added, publish_removed
+from shared.settings import BusSettings
 from shared.streams import ensure_streams
+from tests.bus_helpers import wait_for
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TOKEN = "test-operator-token-0123456789"
@@ -194,3 +198,28 @@ class BusWriter:
     async def stop(self) -> None:
         if self._nc is not None:
             await self._nc.close()
+
+
+# --- fixtures for the gateway's route tests (imported by name) -----------------------
+
+
+@pytest.fixture(name="bus")
+async def bus_fixture(bus_settings: BusSettings) -> AsyncIterator[BusWriter]:
+    writer = await BusWriter().start(bus_settings.nats_url)
+    yield writer
+    await writer.stop()
+
+
+@pytest.fixture(name="gateway")
+async def gateway_fixture(bus_settings: BusSettings, bus: BusWriter) -> AsyncIterator[Gateway]:
+    gw = await Gateway(api_settings(bus_settings.nats_url)).start()
+    await wait_for(gw.ready, what="gateway views caught up")
+    yield gw
+    await gw.stop()
+
+
+@pytest.fixture(name="client")
+async def client_fixture(gateway: Gateway) -> AsyncIterator[Client]:
+    c = Client(gateway.url)
+    yield c
+    await c.close()

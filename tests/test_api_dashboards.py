@@ -4,38 +4,19 @@ dashboards service would), and the reference frontend's `GET /dashboards` shape.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
-import pytest
-
-from shared.settings import BusSettings
 from shared.subjects import OVERVIEW_KEY
-from tests.api_helpers import BusWriter, Client, Gateway, api_settings
+from tests.api_helpers import (  # noqa: F401 - the fixtures are used by name
+    BusWriter,
+    Client,
+    Gateway,
+    bus_fixture,
+    client_fixture,
+    gateway_fixture,
+)
 from tests.bus_helpers import wait_for
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
-
-
-@pytest.fixture
-async def bus(bus_settings: BusSettings) -> AsyncIterator[BusWriter]:
-    writer = await BusWriter().start(bus_settings.nats_url)
-    yield writer
-    await writer.stop()
-
-
-@pytest.fixture
-async def gateway(bus_settings: BusSettings, bus: BusWriter) -> AsyncIterator[Gateway]:
-    gw = await Gateway(api_settings(bus_settings.nats_url)).start()
-    await wait_for(gw.ready, what="gateway views caught up")
-    yield gw
-    await gw.stop()
-
-
-@pytest.fixture
-async def client(gateway: Gateway) -> AsyncIterator[Client]:
-    c = Client(gateway.url)
-    yield c
-    await c.close()
 
 
 async def test_embeddable_urls_follow_the_theme(bus: BusWriter, gateway: Gateway, client: Client) -> None:

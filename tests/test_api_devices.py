@@ -12,30 +12,18 @@ from services.simulator.server import RunningSimulator, start_simulator
 from shared.ids import device_id_from_mac, device_id_from_url
 from shared.registry import read_registry
 from shared.settings import BusSettings
-from tests.api_helpers import AUTH, BusWriter, Client, Gateway, api_settings, reading
+from tests.api_helpers import (  # noqa: F401 - the fixtures are used by name
+    AUTH,
+    BusWriter,
+    Client,
+    Gateway,
+    api_settings,
+    bus_fixture,
+    client_fixture,
+    gateway_fixture,
+    reading,
+)
 from tests.bus_helpers import wait_for
-
-
-@pytest.fixture
-async def bus(bus_settings: BusSettings) -> AsyncIterator[BusWriter]:
-    writer = await BusWriter().start(bus_settings.nats_url)
-    yield writer
-    await writer.stop()
-
-
-@pytest.fixture
-async def gateway(bus_settings: BusSettings, bus: BusWriter) -> AsyncIterator[Gateway]:
-    gw = await Gateway(api_settings(bus_settings.nats_url)).start()
-    await wait_for(gw.ready, what="gateway views caught up")
-    yield gw
-    await gw.stop()
-
-
-@pytest.fixture
-async def client(gateway: Gateway) -> AsyncIterator[Client]:
-    c = Client(gateway.url)
-    yield c
-    await c.close()
 
 
 async def _fleet(bus: BusWriter, gateway: Gateway) -> None:
